@@ -1,0 +1,114 @@
+/*
+ * state.c -- building, publishing and reference counting the running state.
+ *
+ * Reload builds a whole new state off to the side; only when it is complete
+ * is it published with one pointer swap under current_lock.  Sessions hold
+ * references, so the previous state stays valid until the last session that
+ * started under it closes.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "mw_log.h"
+#include "mw_state.h"
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mw_state *current;	/* guarded by current_lock */
+
+struct mw_state *
+mw_state_build(const char *path, const char *const *overrides,
+    struct mw_diag *diag)
+{
+	struct mw_state *st;
+	struct mw_config *cfg;
+	struct mw_ruleset *rules;
+	size_t errors = diag->nerrors;
+
+	if ((cfg = mw_config_load(path, diag)) == NULL)
+		return NULL;
+	for (; overrides != NULL && overrides[0] != NULL; overrides += 2)
+		(void)mw_config_set(cfg, overrides[0], overrides[1], diag);
+	(void)mw_config_check_refs(cfg, diag);
+	rules = mw_rules_load(cfg->rules, cfg->nrules, diag);
+	if (diag->nerrors > errors || rules == NULL) {
+		mw_rules_free(rules);
+		mw_config_free(cfg);
+		return NULL;
+	}
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		mw_diag_error(diag, path, 0, 0, "out of memory");
+		mw_rules_free(rules);
+		mw_config_free(cfg);
+		return NULL;
+	}
+	atomic_init(&st->refs, 1);
+	st->generation = 1;
+	st->cfg = cfg;
+	st->rules = rules;
+	return st;
+}
+
+void
+mw_state_publish(struct mw_state *st)
+{
+	struct mw_state *old;
+
+	pthread_mutex_lock(&current_lock);
+	old = current;
+	if (old != NULL)
+		st->generation = old->generation + 1;
+	current = st;
+	pthread_mutex_unlock(&current_lock);
+	mw_log_set_level((enum mw_log_level)st->cfg->log_level);
+	mw_state_unref(old);
+}
+
+struct mw_state *
+mw_state_current(void)
+{
+	struct mw_state *st;
+
+	pthread_mutex_lock(&current_lock);
+	st = current;
+	/* Taken under the lock: the swap cannot free it in between. */
+	if (st != NULL)
+		atomic_fetch_add(&st->refs, 1);
+	pthread_mutex_unlock(&current_lock);
+	return st;
+}
+
+struct mw_state *
+mw_state_ref(struct mw_state *st)
+{
+	assert(atomic_load(&st->refs) > 0);
+	atomic_fetch_add(&st->refs, 1);
+	return st;
+}
+
+void
+mw_state_unref(struct mw_state *st)
+{
+	if (st == NULL)
+		return;
+	assert(atomic_load(&st->refs) > 0);
+	if (atomic_fetch_sub(&st->refs, 1) != 1)
+		return;
+	mw_rules_free(st->rules);
+	mw_config_free(st->cfg);
+	free(st);
+}
+
+void
+mw_state_shutdown(void)
+{
+	struct mw_state *old;
+
+	pthread_mutex_lock(&current_lock);
+	old = current;
+	current = NULL;
+	pthread_mutex_unlock(&current_lock);
+	mw_state_unref(old);
+}

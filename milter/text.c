@@ -1,0 +1,86 @@
+/*
+ * text.c -- bounded string helpers for untrusted text.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mw_text.h"
+
+bool
+mw_printable(char *dst, size_t dstsize, const char *src, size_t srclen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i;
+
+	if (dstsize == 0)
+		return false;
+	for (i = 0; i < srclen; i++) {
+		unsigned char ch = (unsigned char)src[i];
+		char esc[4];
+		size_t elen;
+
+		if (ch == '\\' || ch == '"') {
+			esc[0] = '\\';
+			esc[1] = (char)ch;
+			elen = 2;
+		} else if (ch >= 0x20 && ch < 0x7f) {
+			esc[0] = (char)ch;
+			elen = 1;
+		} else {
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = hex[ch >> 4];
+			esc[3] = hex[ch & 15];
+			elen = 4;
+		}
+		if (o + elen + 1 > dstsize) {
+			/* Mark the cut so nobody mistakes it for the whole. */
+			if (dstsize >= 4) {
+				o = o + 4 <= dstsize ? o : dstsize - 4;
+				memcpy(dst + o, "...", 3);
+				o += 3;
+			} else {
+				o = 0;
+			}
+			dst[o] = '\0';
+			return false;
+		}
+		memcpy(dst + o, esc, elen);
+		o += elen;
+	}
+	dst[o] = '\0';
+	return true;
+}
+
+bool
+mw_strlcpy(char *dst, const char *src, size_t dstsize)
+{
+	size_t len = strlen(src);
+
+	if (dstsize == 0)
+		return false;
+	if (len >= dstsize) {
+		memcpy(dst, src, dstsize - 1);
+		dst[dstsize - 1] = '\0';
+		return false;
+	}
+	memcpy(dst, src, len + 1);
+	return true;
+}
+
+char *
+mw_strdup_bounded(const char *src, size_t max)
+{
+	size_t len = strnlen(src, max + 1);
+	char *p;
+
+	if (len > max)
+		return NULL;
+	if ((p = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(p, src, len);
+	p[len] = '\0';
+	return p;
+}
