@@ -22,6 +22,16 @@ struct macro {
 	char *value;
 };
 
+/* Message state: from MAIL FROM to end of message or abort. */
+struct mw_msg {
+	char *from;			/* without angle brackets */
+	unsigned long nrcpt;		/* recipients accepted */
+	unsigned long header_bytes;
+	unsigned long body_bytes;
+	unsigned long body_scanned;
+};
+
+/* Connection state: from connect to close, across messages. */
 struct mw_conn {
 	struct mw_state *st;		/* reference held until free */
 	char *client_name;		/* as the MTA resolved it */
@@ -30,26 +40,18 @@ struct mw_conn {
 	struct macro macros[MW_MACROS];
 	size_t nmacros;
 	unsigned long nmsgs;		/* messages completed or aborted */
-
-	/* Message state: reset by end of message and abort. */
-	bool in_msg;
-	char *from;
-	unsigned long nrcpt;		/* recipients accepted */
-	unsigned long header_bytes;
-	unsigned long body_bytes;
-	unsigned long body_scanned;
+	struct mw_msg *msg;		/* NULL outside a message */
 };
 
+/* Both end of message and abort come here, as may a repeated MAIL. */
 static void
-msg_reset(struct mw_conn *c)
+msg_end(struct mw_conn *c)
 {
-	free(c->from);
-	c->from = NULL;
-	c->in_msg = false;
-	c->nrcpt = 0;
-	c->header_bytes = 0;
-	c->body_bytes = 0;
-	c->body_scanned = 0;
+	if (c->msg == NULL)
+		return;
+	free(c->msg->from);
+	free(c->msg);
+	c->msg = NULL;
 }
 
 struct mw_conn *
@@ -71,7 +73,7 @@ mw_conn_free(struct mw_conn *c)
 
 	if (c == NULL)
 		return;
-	msg_reset(c);
+	msg_end(c);
 	for (i = 0; i < c->nmacros; i++)
 		free(c->macros[i].value);
 	free(c->client_name);
@@ -90,7 +92,7 @@ mw_conn_state(const struct mw_conn *c)
 unsigned long
 mw_conn_nrcpt(const struct mw_conn *c)
 {
-	return c->nrcpt;
+	return c->msg != NULL ? c->msg->nrcpt : 0;
 }
 
 unsigned long
@@ -102,7 +104,7 @@ mw_conn_nmsgs(const struct mw_conn *c)
 unsigned long
 mw_conn_body_scanned(const struct mw_conn *c)
 {
-	return c->body_scanned;
+	return c->msg != NULL ? c->msg->body_scanned : 0;
 }
 
 /* "{auth_authen}" and "auth_authen" name the same macro. */
@@ -248,12 +250,12 @@ log_decision(const struct mw_conn *c, enum mw_log_level level,
 	ll_raw(&ll, ":");
 	ll_client(&ll, c);
 	ll_field(&ll, "helo", c->helo, "", "");
-	if (c->in_msg)
-		ll_field(&ll, "from", c->from, "<", ">");
+	if (c->msg != NULL)
+		ll_field(&ll, "from", c->msg->from, "<", ">");
 	if (rcpt != NULL)
 		ll_field(&ll, "rcpt", rcpt, "<", ">");
-	else if (c->in_msg) {
-		snprintf(n, sizeof(n), "%lu", c->nrcpt);
+	else if (c->msg != NULL) {
+		snprintf(n, sizeof(n), "%lu", c->msg->nrcpt);
 		ll_field(&ll, "nrcpt", n, "", "");
 	}
 	if (extra != NULL) {
@@ -402,16 +404,36 @@ mw_eng_mail(struct mw_conn *c, const char *sender, struct mw_reply *r)
 	char addr[MW_ADDR_MAX + 1];
 
 	/* A MAIL without end of message or abort before it: start afresh. */
-	msg_reset(c);
-	c->in_msg = true;
-	if (!unbracket(sender, addr, sizeof(addr)) ||
-	    (c->from = strdup(addr)) == NULL) {
+	msg_end(c);
+	if ((c->msg = calloc(1, sizeof(*c->msg))) == NULL)
+		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
+	if (!unbracket(sender, addr, sizeof(addr))) {
 		set_reply(r, MW_REJECT, "553", "5.1.7", "limit:address",
 		    "Sender address too long");
 		log_decision(c, MW_LOG_INFO, r, NULL, NULL);
+		msg_end(c);
 		return MW_REJECT;
 	}
+	if ((c->msg->from = strdup(addr)) == NULL)
+		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
 	return cont(r);
+}
+
+/*
+ * in_message -- the message state for a phase that needs one.  The MTA
+ * never sends RCPT or content outside a message; if one arrives anyway it
+ * is an internal failure, not a crash.
+ */
+static struct mw_msg *
+in_message(struct mw_conn *c, const char *phase, struct mw_reply *r)
+{
+	char what[64];
+
+	if (c->msg != NULL)
+		return c->msg;
+	snprintf(what, sizeof(what), "%s outside a message", phase);
+	(void)mw_engine_failure(c, what, r);
+	return NULL;
 }
 
 enum mw_action
@@ -419,20 +441,23 @@ mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 {
 	const struct mw_config *cfg = c->st->cfg;
 	char addr[MW_ADDR_MAX + 1];
+	struct mw_msg *m;
 
+	if ((m = in_message(c, "RCPT", r)) == NULL)
+		return r->action;
 	if (!unbracket(rcpt, addr, sizeof(addr))) {
 		set_reply(r, MW_REJECT, "553", "5.1.3", "limit:address",
 		    "Recipient address too long");
 		log_decision(c, MW_LOG_INFO, r, NULL, "rcpt=(too long)");
 		return MW_REJECT;
 	}
-	if (c->nrcpt >= cfg->max_recipients) {
+	if (m->nrcpt >= cfg->max_recipients) {
 		set_reply(r, MW_TEMPFAIL, "452", "4.5.3", "limit:max_recipients",
 		    "Too many recipients");
 		log_decision(c, MW_LOG_INFO, r, addr, NULL);
 		return MW_TEMPFAIL;
 	}
-	c->nrcpt++;
+	m->nrcpt++;
 	return cont(r);
 }
 
@@ -450,13 +475,16 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 	const struct mw_config *cfg = c->st->cfg;
 	/* "Name: value\r\n" as it stands in the message. */
 	unsigned long n = (unsigned long)strlen(name) + strlen(value) + 4;
+	struct mw_msg *m;
 
-	c->header_bytes += n;
-	if (c->header_bytes > cfg->max_header_bytes) {
+	if ((m = in_message(c, "header", r)) == NULL)
+		return r->action;
+	m->header_bytes += n;
+	if (m->header_bytes > cfg->max_header_bytes) {
 		char extra[64];
 
 		snprintf(extra, sizeof(extra), "header_bytes=%lu",
-		    c->header_bytes);
+		    m->header_bytes);
 		set_reply(r, MW_REJECT, "552", "5.3.4", "limit:max_header_bytes",
 		    "Message header size exceeds limit");
 		log_decision(c, MW_LOG_INFO, r, NULL, extra);
@@ -478,15 +506,18 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 {
 	unsigned long limit = c->st->cfg->max_body_scan_bytes;
 	unsigned long take;
+	struct mw_msg *m;
 
 	(void)chunk;
-	c->body_bytes += len;
-	take = limit - c->body_scanned;
+	if ((m = in_message(c, "body", r)) == NULL)
+		return r->action;
+	m->body_bytes += len;
+	take = limit - m->body_scanned;
 	if (take > len)
 		take = len;
-	c->body_scanned += take;
+	m->body_scanned += take;
 	/* Nothing more to inspect: tell the MTA it may skip the rest. */
-	if (c->body_scanned >= limit) {
+	if (m->body_scanned >= limit) {
 		memset(r, 0, sizeof(*r));
 		r->action = MW_SKIP;
 		return MW_SKIP;
@@ -498,14 +529,17 @@ enum mw_action
 mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 {
 	char extra[96];
+	struct mw_msg *m;
 
-	snprintf(extra, sizeof(extra), "size=%lu%s", c->header_bytes +
-	    c->body_bytes, c->body_scanned < c->body_bytes ?
+	if ((m = in_message(c, "end of message", r)) == NULL)
+		return r->action;
+	snprintf(extra, sizeof(extra), "size=%lu%s", m->header_bytes +
+	    m->body_bytes, m->body_scanned < m->body_bytes ?
 	    " body=partly-inspected" : "");
 	set_reply(r, MW_ACCEPT, "", "", NULL, "%s", "");
 	log_decision(c, MW_LOG_INFO, r, NULL, extra);
 	c->nmsgs++;
-	msg_reset(c);
+	msg_end(c);
 	return MW_ACCEPT;
 }
 
@@ -523,7 +557,7 @@ mw_eng_unknown(struct mw_conn *c, const char *cmd, struct mw_reply *r)
 void
 mw_eng_abort(struct mw_conn *c)
 {
-	if (c->in_msg)
+	if (c->msg != NULL)
 		c->nmsgs++;
-	msg_reset(c);
+	msg_end(c);
 }

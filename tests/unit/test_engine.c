@@ -275,6 +275,22 @@ internal_failure_accepts_only_when_configured(void **state)
 	fixture_free(f);
 }
 
+static void
+content_outside_a_message_tempfails_not_crashes(void **state)
+{
+	struct fixture *f = fixture_new("");
+	const unsigned char b[] = "x";
+
+	(void)state;
+		assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r), MW_TEMPFAIL);
+	assert_string_equal(f->r.code, "451");
+	assert_int_equal(mw_eng_header(f->c, "Subject", " x", &f->r), MW_TEMPFAIL);
+	assert_int_equal(mw_eng_body(f->c, b, 1, &f->r), MW_TEMPFAIL);
+	assert_int_equal(mw_eng_eom(f->c, &f->r), MW_TEMPFAIL);
+	assert_int_equal(mw_conn_nmsgs(f->c), 0);
+	fixture_free(f);
+}
+
 /* Run fn with stderr captured; returns what was logged (caller frees). */
 static char *
 capture_log(void (*fn)(struct fixture *), struct fixture *f)
@@ -353,6 +369,7 @@ main(void)
 		cmocka_unit_test(overlong_addresses_are_refused_not_truncated),
 		cmocka_unit_test(macros_are_stored_bounded_and_by_either_name),
 		cmocka_unit_test(internal_failure_tempfails_by_default),
+		cmocka_unit_test(content_outside_a_message_tempfails_not_crashes),
 		cmocka_unit_test(internal_failure_accepts_only_when_configured),
 		cmocka_unit_test(each_decision_is_one_printable_log_line),
 	};
