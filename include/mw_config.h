@@ -18,19 +18,19 @@
 enum mw_on_error { MW_ON_ERROR_TEMPFAIL, MW_ON_ERROR_ACCEPT };
 
 struct mw_config {
-	char	*path;			/* file it was read from */
+	char *path; /* file it was read from */
 
-	char	*socket;		/* libmilter connection spec */
-	unsigned long socket_mode;	/* unix socket permissions */
-	char	*socket_group;		/* "" = leave as is */
-	char	*user;			/* user to drop to */
-	char	*group;			/* "" = user's primary group */
-	char	*pidfile;		/* "" = none */
-	char	**rules;		/* rules files, NULL-terminated */
-	size_t	nrules;
-	unsigned long log_level;	/* enum mw_log_level */
-	unsigned long syslog_facility;	/* LOG_* value */
-	unsigned long on_internal_error;/* enum mw_on_error */
+	char *socket;              /* libmilter connection spec */
+	unsigned long socket_mode; /* unix socket permissions */
+	char *socket_group;        /* "" = leave as is */
+	char *user;                /* user to drop to */
+	char *group;               /* "" = user's primary group */
+	char *pidfile;             /* "" = none */
+	char **rules;              /* rules files, NULL-terminated */
+	size_t nrules;
+	unsigned long log_level;         /* enum mw_log_level */
+	unsigned long syslog_facility;   /* LOG_* value */
+	unsigned long on_internal_error; /* enum mw_on_error */
 	unsigned long max_header_bytes;
 	unsigned long max_recipients;
 	unsigned long max_body_scan_bytes;
@@ -40,22 +40,22 @@ struct mw_config {
 };
 
 enum mw_param_type {
-	MW_PT_STRING,		/* free text, no control characters */
-	MW_PT_LIST,		/* comma and/or space separated words */
-	MW_PT_ENUM,		/* one of a fixed set of names */
-	MW_PT_OCTAL,		/* file mode, 0000..0777 */
-	MW_PT_UINT,		/* decimal integer within bounds */
-	MW_PT_SIZE		/* bytes, optional k/m/g suffix (powers of 1024) */
+	MW_PT_STRING, /* free text, no control characters */
+	MW_PT_LIST,   /* comma and/or space separated words */
+	MW_PT_ENUM,   /* one of a fixed set of names */
+	MW_PT_OCTAL,  /* file mode, 0000..0777 */
+	MW_PT_UINT,   /* decimal integer within bounds */
+	MW_PT_SIZE    /* bytes, optional k/m/g suffix (powers of 1024) */
 };
 
 struct mw_param {
 	const char *name;
 	enum mw_param_type type;
-	size_t offset;			/* into struct mw_config */
-	const char *def;		/* default, in file syntax */
-	unsigned long min, max;		/* OCTAL, UINT, SIZE */
-	const char *const *names;	/* ENUM: NULL-terminated */
-	const int *values;		/* ENUM: value for each name */
+	size_t offset;            /* into struct mw_config */
+	const char *def;          /* default, in file syntax */
+	unsigned long min, max;   /* OCTAL, UINT, SIZE */
+	const char *const *names; /* ENUM: NULL-terminated */
+	const int *values;        /* ENUM: value for each name */
 	bool reloadable;
 	const char *help;
 };
@@ -75,17 +75,18 @@ const char *mw_config_default_path(void);
 struct mw_config *mw_config_load(const char *path, struct mw_diag *diag);
 
 /* mw_config_parse -- same, from a buffer; name is used in diagnostics. */
-struct mw_config *mw_config_parse(const char *name, const char *buf,
-    size_t len, struct mw_diag *diag);
+struct mw_config *mw_config_parse(const char *name, const char *buf, size_t len,
+    struct mw_diag *diag);
 
 /* mw_config_set -- override one parameter (e.g. -p SOCKET), validated. */
-bool mw_config_set(struct mw_config *cfg, const char *name,
-    const char *value, struct mw_diag *diag);
+bool mw_config_set(struct mw_config *cfg, const char *name, const char *value,
+    struct mw_diag *diag);
 
 /*
  * mw_config_check_refs -- check what the configuration names on this
  * machine: users and groups exist, the socket has a known form, the
- * pidfile's directory exists.  (Rules files are read by mw_rules_load.)  Problems go to diag (errors); returns true if none.
+ * pidfile's directory exists.  (Rules files are read by mw_rules_load.)
+ * Problems go to diag (errors); returns true if none.
  */
 bool mw_config_check_refs(const struct mw_config *cfg, struct mw_diag *diag);
 

@@ -17,14 +17,14 @@ enum mw_diag_severity { MW_DIAG_ERROR, MW_DIAG_WARNING };
 
 struct mw_diag_entry {
 	enum mw_diag_severity severity;
-	char *text;		/* "file:line:col: message", owned */
+	char *text; /* "file:line:col: message", owned */
 };
 
 struct mw_diag {
 	struct mw_diag_entry *v;
 	size_t n, cap;
 	size_t nerrors;
-	bool oom;		/* an entry could not be stored */
+	bool oom; /* an entry could not be stored */
 };
 
 void mw_diag_init(struct mw_diag *d);
@@ -36,9 +36,9 @@ void mw_diag_free(struct mw_diag *d);
  * left out.  Never fails visibly: on OOM the diag remembers that it lost an
  * entry, and nerrors still counts errors.
  */
-void mw_diag_add(struct mw_diag *d, enum mw_diag_severity sev,
-    const char *file, unsigned line, unsigned col, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+void mw_diag_add(struct mw_diag *d, enum mw_diag_severity sev, const char *file,
+    unsigned line, unsigned col, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #define mw_diag_error(d, f, l, c, ...) \
 	mw_diag_add((d), MW_DIAG_ERROR, (f), (l), (c), __VA_ARGS__)

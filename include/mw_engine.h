@@ -20,29 +20,29 @@
 #include "mw_state.h"
 
 enum mw_action {
-	MW_CONTINUE,	/* go on to the next phase */
-	MW_ACCEPT,	/* accept the message, no further checks */
-	MW_REJECT,	/* 5xx */
-	MW_TEMPFAIL,	/* 4xx */
-	MW_DISCARD,	/* accept and drop */
-	MW_SKIP,	/* no more body chunks needed */
-	MW_ERROR	/* internal failure: see mw_engine_failure() */
+	MW_CONTINUE, /* go on to the next phase */
+	MW_ACCEPT,   /* accept the message, no further checks */
+	MW_REJECT,   /* 5xx */
+	MW_TEMPFAIL, /* 4xx */
+	MW_DISCARD,  /* accept and drop */
+	MW_SKIP,     /* no more body chunks needed */
+	MW_ERROR     /* internal failure: see mw_engine_failure() */
 };
 
-#define MW_REPLY_TEXT_MAX	256
+#define MW_REPLY_TEXT_MAX 256
 
 struct mw_reply {
 	enum mw_action action;
-	char code[4];			/* "550", "" for none */
-	char dsn[16];			/* "5.7.1", "" for none */
-	char text[MW_REPLY_TEXT_MAX];	/* without code; libmilter-safe */
-	const char *rule;		/* what decided, static string */
+	char code[4];                 /* "550", "" for none */
+	char dsn[16];                 /* "5.7.1", "" for none */
+	char text[MW_REPLY_TEXT_MAX]; /* without code; libmilter-safe */
+	const char *rule;             /* what decided, static string */
 };
 
 /* Longest envelope address or macro value kept (RFC 5321 path is 256). */
-#define MW_ADDR_MAX	1024
-#define MW_MACRO_MAX	1024
-#define MW_MACROS	48
+#define MW_ADDR_MAX  1024
+#define MW_MACRO_MAX 1024
+#define MW_MACROS    48
 
 struct mw_conn;
 

@@ -35,14 +35,14 @@ void mw_log_set_level(enum mw_log_level level);
 enum mw_log_level mw_log_get_level(void);
 
 void mw_log(enum mw_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void mw_vlog(enum mw_log_level level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 
-#define mw_error(...)	mw_log(MW_LOG_ERROR, __VA_ARGS__)
-#define mw_warn(...)	mw_log(MW_LOG_WARNING, __VA_ARGS__)
-#define mw_notice(...)	mw_log(MW_LOG_NOTICE, __VA_ARGS__)
-#define mw_info(...)	mw_log(MW_LOG_INFO, __VA_ARGS__)
-#define mw_debug(...)	mw_log(MW_LOG_DEBUG, __VA_ARGS__)
+#define mw_error(...)  mw_log(MW_LOG_ERROR, __VA_ARGS__)
+#define mw_warn(...)   mw_log(MW_LOG_WARNING, __VA_ARGS__)
+#define mw_notice(...) mw_log(MW_LOG_NOTICE, __VA_ARGS__)
+#define mw_info(...)   mw_log(MW_LOG_INFO, __VA_ARGS__)
+#define mw_debug(...)  mw_log(MW_LOG_DEBUG, __VA_ARGS__)
 
 #endif

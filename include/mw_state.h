@@ -20,10 +20,10 @@
 #include "mw_rules.h"
 
 struct mw_state {
-	atomic_uint	refs;
-	unsigned long	generation;	/* 1 for the first load, +1 per reload */
-	struct mw_config *cfg;		/* owned */
-	struct mw_ruleset *rules;	/* owned */
+	atomic_uint refs;
+	unsigned long generation; /* 1 for the first load, +1 per reload */
+	struct mw_config *cfg;    /* owned */
+	struct mw_ruleset *rules; /* owned */
 };
 
 /*

@@ -26,7 +26,8 @@ bool mw_printable(char *dst, size_t dstsize, const char *src, size_t srclen);
  */
 bool mw_strlcpy(char *dst, const char *src, size_t dstsize);
 
-/* mw_strndup_bounded -- strdup of at most max bytes; NULL on OOM or if longer. */
+/* mw_strndup_bounded -- strdup of at most max bytes; NULL on OOM or if longer.
+ */
 char *mw_strdup_bounded(const char *src, size_t max);
 
 #endif

@@ -31,34 +31,29 @@
 #define SYSCONFDIR "/etc"
 #endif
 
-#define CONF_FILE_MAX	(1024 * 1024)	/* a config file is small */
-#define CONF_LINE_MAX	4096
-#define CONF_LIST_MAX	64		/* entries in one list value */
+#define CONF_FILE_MAX (1024 * 1024) /* a config file is small */
+#define CONF_LINE_MAX 4096
+#define CONF_LIST_MAX 64 /* entries in one list value */
 
-#define OFF(f)	offsetof(struct mw_config, f)
+#define OFF(f) offsetof(struct mw_config, f)
 
-static const char *const level_names[] = {
-	"error", "warning", "notice", "info", "debug", NULL
-};
-static const int level_values[] = {
-	MW_LOG_ERROR, MW_LOG_WARNING, MW_LOG_NOTICE, MW_LOG_INFO, MW_LOG_DEBUG
-};
-static const char *const facility_names[] = {
-	"mail", "daemon", "user", "local0", "local1", "local2", "local3",
-	"local4", "local5", "local6", "local7", NULL
-};
-static const int facility_values[] = {
-	LOG_MAIL, LOG_DAEMON, LOG_USER, LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2,
-	LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7
-};
+static const char *const level_names[] = { "error", "warning", "notice", "info",
+	"debug", NULL };
+static const int level_values[] = { MW_LOG_ERROR, MW_LOG_WARNING, MW_LOG_NOTICE,
+	MW_LOG_INFO, MW_LOG_DEBUG };
+static const char *const facility_names[] = { "mail", "daemon", "user",
+	"local0", "local1", "local2", "local3", "local4", "local5", "local6",
+	"local7", NULL };
+static const int facility_values[] = { LOG_MAIL, LOG_DAEMON, LOG_USER,
+	LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5,
+	LOG_LOCAL6, LOG_LOCAL7 };
 static const char *const on_error_names[] = { "tempfail", "accept", NULL };
-static const int on_error_values[] = {
-	MW_ON_ERROR_TEMPFAIL, MW_ON_ERROR_ACCEPT
-};
+static const int on_error_values[] = { MW_ON_ERROR_TEMPFAIL,
+	MW_ON_ERROR_ACCEPT };
 
-#define KiB	1024UL
-#define MiB	(1024UL * 1024)
-#define GiB	(1024UL * 1024 * 1024)
+#define KiB 1024UL
+#define MiB (1024UL * 1024)
+#define GiB (1024UL * 1024 * 1024)
 
 /*
  * For MW_PT_STRING, min is 1 when the value may not be empty; for
@@ -66,49 +61,53 @@ static const int on_error_values[] = {
  */
 static const struct mw_param params[] = {
 	{ "socket", MW_PT_STRING, OFF(socket),
-	  "unix:/run/milter-warden/milter-warden.sock", 1, 0, NULL, NULL, false,
-	  "where the MTA connects: unix:/path, inet:PORT@HOST or inet6:PORT@HOST" },
-	{ "socket_mode", MW_PT_OCTAL, OFF(socket_mode), "0660", 0, 0777,
-	  NULL, NULL, false,
-	  "permissions of a unix socket (the MTA must be able to write it)" },
+	    "unix:/run/milter-warden/milter-warden.sock", 1, 0, NULL, NULL,
+	    false,
+	    "where the MTA connects: unix:/path, inet:PORT@HOST or inet6:PORT@HOST" },
+	{ "socket_mode", MW_PT_OCTAL, OFF(socket_mode), "0660", 0, 0777, NULL,
+	    NULL, false,
+	    "permissions of a unix socket (the MTA must be able to write it)" },
 	{ "socket_group", MW_PT_STRING, OFF(socket_group), "", 0, 0, NULL, NULL,
-	  false, "group given to a unix socket, e.g. postfix (empty: unchanged)" },
+	    false,
+	    "group given to a unix socket, e.g. postfix (empty: unchanged)" },
 	{ "user", MW_PT_STRING, OFF(user), "milter-warden", 0, 0, NULL, NULL,
-	  false, "user to run as after opening the socket (empty: do not change)" },
+	    false,
+	    "user to run as after opening the socket (empty: do not change)" },
 	{ "group", MW_PT_STRING, OFF(group), "", 0, 0, NULL, NULL, false,
-	  "group to run as (empty: the user's primary group)" },
+	    "group to run as (empty: the user's primary group)" },
 	{ "pidfile", MW_PT_STRING, OFF(pidfile), "", 0, 0, NULL, NULL, false,
-	  "file to write the process id to (empty: none)" },
+	    "file to write the process id to (empty: none)" },
 	{ "rules", MW_PT_LIST, OFF(rules),
-	  SYSCONFDIR "/milter-warden/default.rules", 0, CONF_LIST_MAX, NULL, NULL,
-	  true, "rules files, read in order (comma or space separated)" },
-	{ "log_level", MW_PT_ENUM, OFF(log_level), "info", 0, 0,
-	  level_names, level_values, true,
-	  "least important messages logged: error, warning, notice, info, debug" },
+	    SYSCONFDIR "/milter-warden/default.rules", 0, CONF_LIST_MAX, NULL,
+	    NULL, true,
+	    "rules files, read in order (comma or space separated)" },
+	{ "log_level", MW_PT_ENUM, OFF(log_level), "info", 0, 0, level_names,
+	    level_values, true,
+	    "least important messages logged: error, warning, notice, info, debug" },
 	{ "syslog_facility", MW_PT_ENUM, OFF(syslog_facility), "mail", 0, 0,
-	  facility_names, facility_values, false,
-	  "syslog facility when not in the foreground" },
-	{ "on_internal_error", MW_PT_ENUM, OFF(on_internal_error), "tempfail", 0, 0,
-	  on_error_names, on_error_values, true,
-	  "answer when milter-warden itself fails: tempfail (the MTA keeps the "
-	  "mail) or accept (logged)" },
+	    facility_names, facility_values, false,
+	    "syslog facility when not in the foreground" },
+	{ "on_internal_error", MW_PT_ENUM, OFF(on_internal_error), "tempfail",
+	    0, 0, on_error_names, on_error_values, true,
+	    "answer when milter-warden itself fails: tempfail (the MTA keeps the "
+	    "mail) or accept (logged)" },
 	{ "max_header_bytes", MW_PT_SIZE, OFF(max_header_bytes), "1m", KiB,
-	  64 * MiB, NULL, NULL, true,
-	  "largest header section accepted; beyond it: 552 5.3.4" },
+	    64 * MiB, NULL, NULL, true,
+	    "largest header section accepted; beyond it: 552 5.3.4" },
 	{ "max_recipients", MW_PT_UINT, OFF(max_recipients), "1000", 1, 100000,
-	  NULL, NULL, true,
-	  "recipients per message; each one beyond it gets 452 4.5.3" },
+	    NULL, NULL, true,
+	    "recipients per message; each one beyond it gets 452 4.5.3" },
 	{ "max_body_scan_bytes", MW_PT_SIZE, OFF(max_body_scan_bytes), "1m", 0,
-	  GiB, NULL, NULL, true,
-	  "body bytes inspected per message; the rest passes uninspected" },
+	    GiB, NULL, NULL, true,
+	    "body bytes inspected per message; the rest passes uninspected" },
 	{ "milter_timeout", MW_PT_UINT, OFF(milter_timeout), "300", 1, 3600,
-	  NULL, NULL, false,
-	  "seconds to wait for the MTA before dropping a milter connection" },
+	    NULL, NULL, false,
+	    "seconds to wait for the MTA before dropping a milter connection" },
 	{ "shutdown_timeout", MW_PT_UINT, OFF(shutdown_timeout), "30", 0, 3600,
-	  NULL, NULL, true,
-	  "seconds sessions in flight may take to finish after SIGTERM" },
+	    NULL, NULL, true,
+	    "seconds sessions in flight may take to finish after SIGTERM" },
 	{ "listen_backlog", MW_PT_UINT, OFF(listen_backlog), "128", 1, 65535,
-	  NULL, NULL, false, "listen(2) backlog of the milter socket" },
+	    NULL, NULL, false, "listen(2) backlog of the milter socket" },
 };
 
 const struct mw_param *
@@ -237,7 +236,8 @@ set_value(struct mw_config *cfg, const struct mw_param *p, const char *value,
 			if (n == p->max) {
 				mw_diag_error(diag, w->file, w->line,
 				    w->col + (unsigned)(s - value),
-				    "%s: more than %lu entries", p->name, p->max);
+				    "%s: more than %lu entries", p->name,
+				    p->max);
 				list_free(l);
 				return false;
 			}
@@ -266,14 +266,15 @@ set_value(struct mw_config *cfg, const struct mw_param *p, const char *value,
 
 		for (i = 0; p->names[i] != NULL; i++) {
 			if (strcmp(p->names[i], value) == 0) {
-				*(unsigned long *)field = (unsigned long)p->values[i];
+				*(unsigned long *)field =
+				    (unsigned long)p->values[i];
 				return true;
 			}
 			if (i > 0)
-				strncat(expected, ", ", sizeof(expected) -
-				    strlen(expected) - 1);
-			strncat(expected, p->names[i], sizeof(expected) -
-			    strlen(expected) - 1);
+				strncat(expected, ", ",
+				    sizeof(expected) - strlen(expected) - 1);
+			strncat(expected, p->names[i],
+			    sizeof(expected) - strlen(expected) - 1);
 		}
 		mw_diag_error(diag, w->file, w->line, w->col,
 		    "%s: \"%s\" is not one of: %s", p->name, value, expected);
@@ -310,14 +311,24 @@ set_value(struct mw_config *cfg, const struct mw_param *p, const char *value,
 			mw_diag_error(diag, w->file, w->line, w->col,
 			    "%s: \"%s\" is not a %s", p->name, value,
 			    p->type == MW_PT_SIZE ? "size (a number with an "
-			    "optional k, m or g suffix)" : "whole number");
+						    "optional k, m or g suffix)"
+						  : "whole number");
 			return false;
 		}
 		if (p->type == MW_PT_SIZE && *end != '\0' && end[1] == '\0') {
 			switch (tolower((unsigned char)*end)) {
-			case 'k': mult = KiB; end++; break;
-			case 'm': mult = MiB; end++; break;
-			case 'g': mult = GiB; end++; break;
+			case 'k':
+				mult = KiB;
+				end++;
+				break;
+			case 'm':
+				mult = MiB;
+				end++;
+				break;
+			case 'g':
+				mult = GiB;
+				end++;
+				break;
 			default: break;
 			}
 		}
@@ -398,8 +409,9 @@ parse_line(struct mw_config *cfg, const char *file, unsigned lineno,
 		return;
 
 	name_start = i;
-	while (i < len && (islower((unsigned char)line[i]) ||
-	    isdigit((unsigned char)line[i]) || line[i] == '_'))
+	while (i < len &&
+	    (islower((unsigned char)line[i]) ||
+		isdigit((unsigned char)line[i]) || line[i] == '_'))
 		i++;
 	name_len = i - name_start;
 	if (name_len == 0) {
@@ -430,11 +442,12 @@ parse_line(struct mw_config *cfg, const char *file, unsigned lineno,
 		if (line[vend] == '#' && vend > vstart &&
 		    (line[vend - 1] == ' ' || line[vend - 1] == '\t'))
 			break;
-	while (vend > vstart && (line[vend - 1] == ' ' ||
-	    line[vend - 1] == '\t'))
+	while (
+	    vend > vstart && (line[vend - 1] == ' ' || line[vend - 1] == '\t'))
 		vend--;
 	/* An explicitly empty value may be written "". */
-	if (vend - vstart == 2 && line[vstart] == '"' && line[vstart + 1] == '"')
+	if (vend - vstart == 2 && line[vstart] == '"' &&
+	    line[vstart + 1] == '"')
 		vend = vstart;
 
 	if (seen[p - params] != 0) {
@@ -525,7 +538,8 @@ mw_config_load(const char *path, struct mw_diag *diag)
 	}
 	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
 	if (ferror(fp) || len > (size_t)sb.st_size) {
-		mw_diag_error(diag, path, 0, 0, "read error or file changed "
+		mw_diag_error(diag, path, 0, 0,
+		    "read error or file changed "
 		    "while reading");
 		free(buf);
 		fclose(fp);
@@ -561,8 +575,8 @@ mw_config_check_refs(const struct mw_config *cfg, struct mw_diag *diag)
 	size_t errors = diag->nerrors;
 
 	if (cfg->user[0] != '\0' && getpwnam(cfg->user) == NULL)
-		mw_diag_error(diag, cfg->path, 0, 0, "user: no such user \"%s\"",
-		    cfg->user);
+		mw_diag_error(diag, cfg->path, 0, 0,
+		    "user: no such user \"%s\"", cfg->user);
 	if (cfg->group[0] != '\0' && getgrnam(cfg->group) == NULL)
 		mw_diag_error(diag, cfg->path, 0, 0,
 		    "group: no such group \"%s\"", cfg->group);
@@ -575,15 +589,16 @@ mw_config_check_refs(const struct mw_config *cfg, struct mw_diag *diag)
 	    strncmp(cfg->socket, "inet6:", 6) != 0 && cfg->socket[0] != '/')
 		mw_diag_error(diag, cfg->path, 0, 0,
 		    "socket: \"%s\" is not unix:/path, inet:PORT@HOST or "
-		    "inet6:PORT@HOST", cfg->socket);
+		    "inet6:PORT@HOST",
+		    cfg->socket);
 	if (cfg->pidfile[0] != '\0') {
 		char *dir = strdup(cfg->pidfile), *slash;
 		struct stat sb;
 
 		if (dir != NULL && (slash = strrchr(dir, '/')) != NULL) {
 			*slash = '\0';
-			if (dir[0] != '\0' && (stat(dir, &sb) == -1 ||
-			    !S_ISDIR(sb.st_mode)))
+			if (dir[0] != '\0' &&
+			    (stat(dir, &sb) == -1 || !S_ISDIR(sb.st_mode)))
 				mw_diag_error(diag, cfg->path, 0, 0,
 				    "pidfile: directory \"%s\" does not exist",
 				    dir);
@@ -661,7 +676,8 @@ mw_config_keep_static(struct mw_config *cfg, const struct mw_config *old)
 		if (strcmp(was, now) == 0)
 			continue;
 		mw_warn("reload: %s changed from \"%s\" to \"%s\"; it takes "
-		    "effect only after a restart", p->name, was, now);
+			"effect only after a restart",
+		    p->name, was, now);
 		if (!mw_config_set(cfg, p->name, was, &diag))
 			ok = false;
 	}

@@ -24,8 +24,8 @@ struct macro {
 
 /* Message state: from MAIL FROM to end of message or abort. */
 struct mw_msg {
-	char *from;			/* without angle brackets */
-	unsigned long nrcpt;		/* recipients accepted */
+	char *from;          /* without angle brackets */
+	unsigned long nrcpt; /* recipients accepted */
 	unsigned long header_bytes;
 	unsigned long body_bytes;
 	unsigned long body_scanned;
@@ -33,14 +33,14 @@ struct mw_msg {
 
 /* Connection state: from connect to close, across messages. */
 struct mw_conn {
-	struct mw_state *st;		/* reference held until free */
-	char *client_name;		/* as the MTA resolved it */
+	struct mw_state *st; /* reference held until free */
+	char *client_name;   /* as the MTA resolved it */
 	char *client_addr;
 	char *helo;
 	struct macro macros[MW_MACROS];
 	size_t nmacros;
-	unsigned long nmsgs;		/* messages completed or aborted */
-	struct mw_msg *msg;		/* NULL outside a message */
+	unsigned long nmsgs; /* messages completed or aborted */
+	struct mw_msg *msg;  /* NULL outside a message */
 };
 
 /* Both end of message and abort come here, as may a repeated MAIL. */
@@ -214,19 +214,19 @@ ll_client(struct logline *ll, const struct mw_conn *c)
 {
 	char name[300], addr[100], both[420];
 
-	(void)mw_printable(name, sizeof(name), c->client_name ?
-	    c->client_name : "unknown", strlen(c->client_name ?
-	    c->client_name : "unknown"));
-	(void)mw_printable(addr, sizeof(addr), c->client_addr ?
-	    c->client_addr : "", strlen(c->client_addr ? c->client_addr : ""));
+	(void)mw_printable(name, sizeof(name),
+	    c->client_name ? c->client_name : "unknown",
+	    strlen(c->client_name ? c->client_name : "unknown"));
+	(void)mw_printable(addr, sizeof(addr),
+	    c->client_addr ? c->client_addr : "",
+	    strlen(c->client_addr ? c->client_addr : ""));
 	snprintf(both, sizeof(both), "client=%s[%s]", name, addr);
 	ll_raw(ll, " ");
 	ll_raw(ll, both);
 }
 
-static const char *const action_names[] = {
-	"continue", "accept", "reject", "tempfail", "discard", "skip", "error"
-};
+static const char *const action_names[] = { "continue", "accept", "reject",
+	"tempfail", "discard", "skip", "error" };
 
 /*
  * log_decision -- the one line a decision gets.  rcpt is the recipient the
@@ -278,10 +278,9 @@ log_decision(const struct mw_conn *c, enum mw_log_level level,
  * smfi_setreply: control characters become '?', and '%' is doubled because
  * libmilter treats the text as a format.
  */
-static enum mw_action
-set_reply(struct mw_reply *r, enum mw_action action, const char *code,
-    const char *dsn, const char *rule, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+static enum mw_action set_reply(struct mw_reply *r, enum mw_action action,
+    const char *code, const char *dsn, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 static enum mw_action
 set_reply(struct mw_reply *r, enum mw_action action, const char *code,
@@ -339,7 +338,8 @@ mw_engine_failure(struct mw_conn *c, const char *what, struct mw_reply *r)
 		log_decision(c, MW_LOG_ERROR, r, NULL, extra);
 	else
 		mw_error("NOQUEUE: action=tempfail code=451 dsn=4.3.0 "
-		    "rule=on_internal_error %s", extra);
+			 "rule=on_internal_error %s",
+		    extra);
 	return MW_TEMPFAIL;
 }
 
@@ -363,8 +363,8 @@ mw_eng_connect(struct mw_conn *c, const char *hostname, const char *addr,
 	    !replace_string(&c->client_addr, addr))
 		return mw_engine_failure(c, "client name or address too long",
 		    r);
-	mw_debug("NOQUEUE: connect from %s[%s]", hostname ? hostname : "unknown",
-	    addr ? addr : "");
+	mw_debug("NOQUEUE: connect from %s[%s]",
+	    hostname ? hostname : "unknown", addr ? addr : "");
 	return cont(r);
 }
 
@@ -452,8 +452,8 @@ mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 		return MW_REJECT;
 	}
 	if (m->nrcpt >= cfg->max_recipients) {
-		set_reply(r, MW_TEMPFAIL, "452", "4.5.3", "limit:max_recipients",
-		    "Too many recipients");
+		set_reply(r, MW_TEMPFAIL, "452", "4.5.3",
+		    "limit:max_recipients", "Too many recipients");
 		log_decision(c, MW_LOG_INFO, r, addr, NULL);
 		return MW_TEMPFAIL;
 	}
@@ -485,7 +485,8 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 
 		snprintf(extra, sizeof(extra), "header_bytes=%lu",
 		    m->header_bytes);
-		set_reply(r, MW_REJECT, "552", "5.3.4", "limit:max_header_bytes",
+		set_reply(r, MW_REJECT, "552", "5.3.4",
+		    "limit:max_header_bytes",
 		    "Message header size exceeds limit");
 		log_decision(c, MW_LOG_INFO, r, NULL, extra);
 		return MW_REJECT;
@@ -533,9 +534,9 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 
 	if ((m = in_message(c, "end of message", r)) == NULL)
 		return r->action;
-	snprintf(extra, sizeof(extra), "size=%lu%s", m->header_bytes +
-	    m->body_bytes, m->body_scanned < m->body_bytes ?
-	    " body=partly-inspected" : "");
+	snprintf(extra, sizeof(extra), "size=%lu%s",
+	    m->header_bytes + m->body_bytes,
+	    m->body_scanned < m->body_bytes ? " body=partly-inspected" : "");
 	set_reply(r, MW_ACCEPT, "", "", NULL, "%s", "");
 	log_decision(c, MW_LOG_INFO, r, NULL, extra);
 	c->nmsgs++;

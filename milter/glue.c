@@ -26,8 +26,8 @@
 
 /* Per MTA connection, from negotiate (or connect) to close. */
 struct session {
-	struct mw_conn *conn;	/* NULL until connect */
-	bool can_skip;		/* the MTA accepts SMFIS_SKIP */
+	struct mw_conn *conn; /* NULL until connect */
+	bool can_skip;        /* the MTA accepts SMFIS_SKIP */
 };
 
 static atomic_uint active_sessions;
@@ -37,21 +37,15 @@ static atomic_uint active_sessions;
  * negotiate (Postfix and Sendmail honour the list) and copied into the
  * connection when the stage runs.
  */
-static const char *const macros_connect[] = {
-	"j", "_", "v", "{daemon_name}", "{daemon_addr}", "{client_addr}",
-	"{client_name}", "{client_port}", NULL
-};
-static const char *const macros_helo[] = {
-	"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}",
-	"{cert_issuer}", NULL
-};
-static const char *const macros_mail[] = {
-	"i", "{auth_authen}", "{auth_type}", "{auth_author}", "{mail_addr}",
-	"{mail_host}", "{mail_mailer}", NULL
-};
-static const char *const macros_rcpt[] = {
-	"i", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}", NULL
-};
+static const char *const macros_connect[] = { "j", "_", "v", "{daemon_name}",
+	"{daemon_addr}", "{client_addr}", "{client_name}", "{client_port}",
+	NULL };
+static const char *const macros_helo[] = { "{tls_version}", "{cipher}",
+	"{cipher_bits}", "{cert_subject}", "{cert_issuer}", NULL };
+static const char *const macros_mail[] = { "i", "{auth_authen}", "{auth_type}",
+	"{auth_author}", "{mail_addr}", "{mail_host}", "{mail_mailer}", NULL };
+static const char *const macros_rcpt[] = { "i", "{rcpt_addr}", "{rcpt_host}",
+	"{rcpt_mailer}", NULL };
 static const char *const macros_data[] = { "i", NULL };
 static const char *const macros_eom[] = { "i", NULL };
 
@@ -87,24 +81,22 @@ static sfsistat
 reply_status(SMFICTX *ctx, const struct session *s, const struct mw_reply *r)
 {
 	switch (r->action) {
-	case MW_CONTINUE:
-		return SMFIS_CONTINUE;
-	case MW_ACCEPT:
-		return SMFIS_ACCEPT;
+	case MW_CONTINUE: return SMFIS_CONTINUE;
+	case MW_ACCEPT: return SMFIS_ACCEPT;
 	case MW_SKIP:
 		return s != NULL && s->can_skip ? SMFIS_SKIP : SMFIS_CONTINUE;
-	case MW_DISCARD:
-		return SMFIS_DISCARD;
+	case MW_DISCARD: return SMFIS_DISCARD;
 	case MW_REJECT:
 	case MW_TEMPFAIL:
-		if (r->code[0] != '\0' && smfi_setreply(ctx, (char *)r->code,
-		    r->dsn[0] != '\0' ? (char *)r->dsn : NULL,
-		    (char *)r->text) != MI_SUCCESS)
+		if (r->code[0] != '\0' &&
+		    smfi_setreply(ctx, (char *)r->code,
+			r->dsn[0] != '\0' ? (char *)r->dsn : NULL,
+			(char *)r->text) != MI_SUCCESS)
 			mw_warn("smfi_setreply %s %s failed; the MTA uses its "
-			    "default reply", r->code, r->dsn);
+				"default reply",
+			    r->code, r->dsn);
 		return r->action == MW_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
-	case MW_ERROR:
-		break;
+	case MW_ERROR: break;
 	}
 	/* Not reached: the engine never returns MW_ERROR in a reply. */
 	return SMFIS_TEMPFAIL;
@@ -147,7 +139,8 @@ enter(SMFICTX *ctx, const char *const *macros, sfsistat *status)
 		return NULL;
 	}
 	if (macros != NULL && !copy_macros(ctx, s->conn, macros)) {
-		*status = fail(ctx, s, "macro value too long or too many macros");
+		*status =
+		    fail(ctx, s, "macro value too long or too many macros");
 		return NULL;
 	}
 	return s;
@@ -165,14 +158,20 @@ join_macros(char *buf, size_t size, const char *const *names)
 }
 
 static sfsistat
-cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
-    unsigned long f2, unsigned long f3, unsigned long *pf0,
-    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+    unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+    unsigned long *pf2, unsigned long *pf3)
 {
-	static const struct { int stage; const char *const *names; } lists[] = {
-		{ SMFIM_CONNECT, macros_connect }, { SMFIM_HELO, macros_helo },
-		{ SMFIM_ENVFROM, macros_mail }, { SMFIM_ENVRCPT, macros_rcpt },
-		{ SMFIM_DATA, macros_data }, { SMFIM_EOM, macros_eom },
+	static const struct {
+		int stage;
+		const char *const *names;
+	} lists[] = {
+		{ SMFIM_CONNECT, macros_connect },
+		{ SMFIM_HELO, macros_helo },
+		{ SMFIM_ENVFROM, macros_mail },
+		{ SMFIM_ENVRCPT, macros_rcpt },
+		{ SMFIM_DATA, macros_data },
+		{ SMFIM_EOM, macros_eom },
 	};
 	const unsigned long want_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS |
 	    SMFIF_CHGBODY | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_QUARANTINE |
@@ -184,7 +183,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	(void)f2;
 	(void)f3;
 	if ((s = session_get(ctx)) == NULL)
-		return SMFIS_REJECT;	/* libmilter: refuse this connection */
+		return SMFIS_REJECT; /* libmilter: refuse this connection */
 	*pf0 = f0 & want_actions;
 	/* Header values with their leading space: needed to sign exactly. */
 	*pf1 = f1 & (SMFIP_SKIP | SMFIP_HDR_LEADSPC);
@@ -226,8 +225,9 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 		return fail(ctx, s, "out of memory at connect");
 
 	if (sa != NULL && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr,
-		    addr, sizeof(addr));
+		inet_ntop(AF_INET,
+		    &((struct sockaddr_in *)(void *)sa)->sin_addr, addr,
+		    sizeof(addr));
 	else if (sa != NULL && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6,
 		    &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, addr,

@@ -19,18 +19,16 @@
 
 #include "mw_log.h"
 
-#define LOG_LINE_MAX	4096
+#define LOG_LINE_MAX 4096
 
 static const char *log_ident = "milter-warden";
 static enum mw_log_dest log_dest = MW_LOG_STDERR;
 static atomic_int log_level = MW_LOG_INFO;
 
-static const char *const level_names[] = {
-	"error", "warning", "notice", "info", "debug"
-};
-static const int level_syslog[] = {
-	LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG
-};
+static const char *const level_names[] = { "error", "warning", "notice", "info",
+	"debug" };
+static const int level_syslog[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO,
+	LOG_DEBUG };
 
 void
 mw_log_open(const char *ident, enum mw_log_dest dest, int facility)
@@ -72,9 +70,9 @@ mw_vlog(enum mw_log_level level, const char *fmt, va_list ap)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		localtime_r(&ts.tv_sec, &tm);
 		off = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-		n = snprintf(line + off, sizeof(line) - off, ".%03ld %s[%ld]: %s: ",
-		    ts.tv_nsec / 1000000, log_ident, (long)getpid(),
-		    level_names[level]);
+		n = snprintf(line + off, sizeof(line) - off,
+		    ".%03ld %s[%ld]: %s: ", ts.tv_nsec / 1000000, log_ident,
+		    (long)getpid(), level_names[level]);
 		if (n > 0)
 			off += (size_t)n;
 	}

@@ -41,8 +41,8 @@
 #include "mw_text.h"
 
 static const char *conf_path;
-static const char *overrides[3];	/* "socket", value, NULL */
-static int ready_fd = -1;		/* background mode: tell the parent */
+static const char *overrides[3]; /* "socket", value, NULL */
+static int ready_fd = -1;        /* background mode: tell the parent */
 
 static void
 usage(FILE *fp)
@@ -56,7 +56,8 @@ usage(FILE *fp)
 	    "  -p SOCKET  listen on SOCKET instead of the configured socket\n"
 	    "  -D         print every parameter with its default, then exit\n"
 	    "  -V         print the version, then exit\n"
-	    "  -h         this help\n", mw_config_default_path());
+	    "  -h         this help\n",
+	    mw_config_default_path());
 }
 
 /*
@@ -139,10 +140,11 @@ check_socket_free(const char *spec)
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
 			close(fd);
 			startup_fail("socket %s is in use by another process "
-			    "(another milter-warden running?)", spec);
+				     "(another milter-warden running?)",
+			    spec);
 		}
 		close(fd);
-		return;		/* stale: libmilter replaces it */
+		return; /* stale: libmilter replaces it */
 	} else {
 		/* inet:PORT@HOST or inet6:PORT@HOST */
 		struct addrinfo hints, *res = NULL, *ai;
@@ -152,8 +154,8 @@ check_socket_free(const char *spec)
 		int rc, fd, on = 1;
 
 		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = strncmp(spec, "inet6:", 6) == 0 ? AF_INET6 :
-		    AF_INET;
+		hints.ai_family =
+		    strncmp(spec, "inet6:", 6) == 0 ? AF_INET6 : AF_INET;
 		hints.ai_socktype = SOCK_STREAM;
 		hints.ai_flags = AI_PASSIVE;
 		if (!mw_strlcpy(port, rest, sizeof(port)) ||
@@ -165,16 +167,18 @@ check_socket_free(const char *spec)
 		if (rc != 0)
 			startup_fail("socket %s: %s", spec, gai_strerror(rc));
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			if ((fd = socket(ai->ai_family, ai->ai_socktype, 0)) == -1)
+			if ((fd = socket(ai->ai_family, ai->ai_socktype, 0)) ==
+			    -1)
 				continue;
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+			    sizeof(on));
 			if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
 				int e = errno;
 
 				close(fd);
 				freeaddrinfo(res);
-				startup_fail("socket %s: cannot listen: %s", spec,
-				    strerror(e));
+				startup_fail("socket %s: cannot listen: %s",
+				    spec, strerror(e));
 			}
 			close(fd);
 		}
@@ -200,9 +204,11 @@ setup_unix_socket(const struct mw_config *cfg, uid_t uid)
 	}
 	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
 	    chown(path, uid, gid) == -1)
-		startup_fail("socket %s: chown: %s", cfg->socket, strerror(errno));
+		startup_fail("socket %s: chown: %s", cfg->socket,
+		    strerror(errno));
 	if (chmod(path, (mode_t)cfg->socket_mode) == -1)
-		startup_fail("socket %s: chmod: %s", cfg->socket, strerror(errno));
+		startup_fail("socket %s: chmod: %s", cfg->socket,
+		    strerror(errno));
 }
 
 static void
@@ -243,7 +249,8 @@ drop_privileges(const struct mw_config *cfg, struct passwd *pw)
 	if (geteuid() != 0) {
 		if (pw->pw_uid != geteuid())
 			startup_fail("cannot switch to user %s: not running as "
-			    "root", cfg->user);
+				     "root",
+			    cfg->user);
 		return;
 	}
 	gid = pw->pw_gid;
@@ -260,7 +267,8 @@ drop_privileges(const struct mw_config *cfg, struct passwd *pw)
 		    strerror(errno));
 	if (pw->pw_uid != 0 && (setuid(0) != -1 || geteuid() == 0))
 		startup_fail("could regain root after switching to %s; "
-		    "refusing to run", cfg->user);
+			     "refusing to run",
+		    cfg->user);
 }
 
 /* Background mode: fork, and let the parent wait for the verdict. */
@@ -288,7 +296,8 @@ daemonize(void)
 			msg[n] = '\0';
 			fprintf(stderr, "milter-warden: %s\n", msg);
 		} else {
-			fprintf(stderr, "milter-warden: start-up failed; "
+			fprintf(stderr,
+			    "milter-warden: start-up failed; "
 			    "see the mail log\n");
 		}
 		_exit(1);
@@ -327,7 +336,8 @@ reload(void)
 	st = mw_state_build(conf_path, overrides, &diag);
 	if (st == NULL) {
 		mw_error("reload: failed, keeping the running configuration "
-		    "(generation %lu)", old != NULL ? old->generation : 0UL);
+			 "(generation %lu)",
+		    old != NULL ? old->generation : 0UL);
 		for (i = 0; i < diag.n; i++)
 			mw_error("reload: %s", diag.v[i].text);
 	} else {
@@ -336,7 +346,8 @@ reload(void)
 		if (old != NULL)
 			(void)mw_config_keep_static(st->cfg, old->cfg);
 		mw_state_publish(st);
-		mw_notice("reload: configuration reloaded (generation %lu, "
+		mw_notice(
+		    "reload: configuration reloaded (generation %lu, "
 		    "%u sessions in flight finish under the previous one)",
 		    old != NULL ? old->generation + 1 : 1UL, mw_glue_active());
 	}
@@ -354,12 +365,14 @@ drain(unsigned long timeout)
 
 	if ((n = mw_glue_active()) > 0)
 		mw_notice("stopping: waiting up to %lus for %u sessions in "
-		    "flight", timeout, n);
+			  "flight",
+		    timeout, n);
 	while ((n = mw_glue_active()) > 0 && time(NULL) < deadline)
 		nanosleep(&tick, NULL);
 	if (n > 0)
 		mw_warn("stopping: %u sessions still open after %lus; the MTA "
-		    "applies its milter_default_action to them", n, timeout);
+			"applies its milter_default_action to them",
+		    n, timeout);
 }
 
 int
@@ -389,31 +402,19 @@ main(int argc, char **argv)
 	conf_path = mw_config_default_path();
 	while ((ch = getopt(argc, argv, "c:fnp:DVh")) != -1) {
 		switch (ch) {
-		case 'c':
-			conf_path = optarg;
-			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 'n':
-			check_only = true;
-			break;
+		case 'c': conf_path = optarg; break;
+		case 'f': foreground = true; break;
+		case 'n': check_only = true; break;
 		case 'p':
 			overrides[0] = "socket";
 			overrides[1] = optarg;
 			break;
-		case 'D':
-			print_defaults();
-			return 0;
+		case 'D': print_defaults(); return 0;
 		case 'V':
 			printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
 			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 1;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 1;
 		}
 	}
 	if (optind != argc) {
@@ -432,7 +433,7 @@ main(int argc, char **argv)
 		mw_state_unref(st);
 		return st == NULL ? 1 : 0;
 	}
-	mw_diag_print(&diag, stderr);	/* warnings */
+	mw_diag_print(&diag, stderr); /* warnings */
 	mw_diag_free(&diag);
 	cfg = st->cfg;
 	mw_log_set_level((enum mw_log_level)cfg->log_level);
@@ -443,7 +444,8 @@ main(int argc, char **argv)
 		startup_fail("cannot switch to user %s: not running as root",
 		    cfg->user);
 	if (!mw_signals_intercepting())
-		startup_fail("internal: libmilter would not use milter-warden's "
+		startup_fail(
+		    "internal: libmilter would not use milter-warden's "
 		    "sigwait(); SIGHUP would stop instead of reload");
 	check_socket_free(cfg->socket);
 
@@ -458,17 +460,19 @@ main(int argc, char **argv)
 	if (!mw_glue_register())
 		startup_fail("smfi_register failed");
 	if (smfi_setconn(cfg->socket) != MI_SUCCESS)
-		startup_fail("socket %s: not a valid libmilter socket", cfg->socket);
+		startup_fail("socket %s: not a valid libmilter socket",
+		    cfg->socket);
 	if (smfi_settimeout((int)cfg->milter_timeout) != MI_SUCCESS ||
 	    smfi_setbacklog((int)cfg->listen_backlog) != MI_SUCCESS)
 		startup_fail("cannot set the milter timeout or backlog");
 	umask(0177);
 	if (smfi_opensocket(true) != MI_SUCCESS)
 		startup_fail("socket %s: cannot open (in use, bad address or "
-		    "permission denied)", cfg->socket);
+			     "permission denied)",
+		    cfg->socket);
 	umask(0022);
-	setup_unix_socket(cfg, pw != NULL && geteuid() == 0 ? pw->pw_uid :
-	    (uid_t)-1);
+	setup_unix_socket(cfg,
+	    pw != NULL && geteuid() == 0 ? pw->pw_uid : (uid_t)-1);
 	write_pidfile(cfg->pidfile);
 	drop_privileges(cfg, pw);
 
@@ -496,16 +500,18 @@ main(int argc, char **argv)
 		/* shutdown_timeout may have been reloaded: use the latest. */
 		struct mw_state *now = mw_state_current();
 
-		drain(now != NULL ? now->cfg->shutdown_timeout :
-		    cfg->shutdown_timeout);
+		drain(now != NULL ? now->cfg->shutdown_timeout
+				  : cfg->shutdown_timeout);
 		mw_state_unref(now);
 	}
 	if (cfg->pidfile[0] != '\0')
 		(void)unlink(cfg->pidfile);
 	if (socket_path(cfg->socket) != NULL)
 		(void)unlink(socket_path(cfg->socket));
-	mw_info("stopped%s", rc == MI_SUCCESS ? "" : " after an error in "
-	    "libmilter's listener");
+	mw_info("stopped%s",
+	    rc == MI_SUCCESS ? ""
+			     : " after an error in "
+			       "libmilter's listener");
 	mw_state_unref(st);
 	mw_state_shutdown();
 	return rc == MI_SUCCESS ? 0 : 1;

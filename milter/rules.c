@@ -15,7 +15,7 @@
 
 #include "mw_rules.h"
 
-#define RULES_FILE_MAX	(64 * 1024 * 1024)
+#define RULES_FILE_MAX (64 * 1024 * 1024)
 
 struct mw_ruleset {
 	size_t nfiles;
@@ -36,12 +36,13 @@ check_file(const char *path, struct mw_diag *diag)
 		return;
 	}
 	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		mw_diag_error(diag, path, 0, 0, "rules file is not a regular file");
+		mw_diag_error(diag, path, 0, 0,
+		    "rules file is not a regular file");
 		goto out;
 	}
 	if (sb.st_size > RULES_FILE_MAX) {
-		mw_diag_error(diag, path, 0, 0, "rules file larger than %d bytes",
-		    RULES_FILE_MAX);
+		mw_diag_error(diag, path, 0, 0,
+		    "rules file larger than %d bytes", RULES_FILE_MAX);
 		goto out;
 	}
 	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
@@ -50,7 +51,8 @@ check_file(const char *path, struct mw_diag *diag)
 	}
 	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
 	if (ferror(fp) || len > (size_t)sb.st_size) {
-		mw_diag_error(diag, path, 0, 0, "read error or file changed "
+		mw_diag_error(diag, path, 0, 0,
+		    "read error or file changed "
 		    "while reading");
 		goto out;
 	}
@@ -61,8 +63,8 @@ check_file(const char *path, struct mw_diag *diag)
 
 		pos += llen + (nl ? 1 : 0);
 		lineno++;
-		while (i < llen && (line[i] == ' ' || line[i] == '\t' ||
-		    line[i] == '\r'))
+		while (i < llen &&
+		    (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
 			i++;
 		if (i < llen && line[i] != '#')
 			mw_diag_error(diag, path, lineno, (unsigned)i + 1,

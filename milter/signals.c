@@ -28,8 +28,8 @@ int sigwait(const sigset_t *set, int *sig);
 
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reload_cond = PTHREAD_COND_INITIALIZER;
-static bool reload_pending;		/* guarded by reload_lock */
-static bool reload_ready;		/* guarded by reload_lock */
+static bool reload_pending; /* guarded by reload_lock */
+static bool reload_ready;   /* guarded by reload_lock */
 static void (*reload_fn)(void);
 
 static void

@@ -16,7 +16,7 @@
 #include "mw_state.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mw_state *current;	/* guarded by current_lock */
+static struct mw_state *current; /* guarded by current_lock */
 
 struct mw_state *
 mw_state_build(const char *path, const char *const *overrides,

@@ -50,13 +50,15 @@ empty_file_gives_every_default(void **state)
 	c = parse("", &d);
 	assert_non_null(c);
 	assert_int_equal(d.n, 0);
-	assert_string_equal(c->socket, "unix:/run/milter-warden/milter-warden.sock");
+	assert_string_equal(c->socket,
+	    "unix:/run/milter-warden/milter-warden.sock");
 	assert_int_equal(c->socket_mode, 0660);
 	assert_string_equal(c->socket_group, "");
 	assert_string_equal(c->user, "milter-warden");
 	assert_string_equal(c->pidfile, "");
 	assert_int_equal(c->nrules, 1);
-	assert_string_equal(c->rules[0], SYSCONFDIR "/milter-warden/default.rules");
+	assert_string_equal(c->rules[0],
+	    SYSCONFDIR "/milter-warden/default.rules");
 	assert_int_equal(c->log_level, MW_LOG_INFO);
 	assert_int_equal(c->syslog_facility, LOG_MAIL);
 	assert_int_equal(c->on_internal_error, MW_ON_ERROR_TEMPFAIL);
@@ -100,9 +102,8 @@ every_parameter_has_help_and_a_valid_default(void **state)
 static void
 every_parameter_is_documented(void **state)
 {
-	static const char *const docs[] = {
-		"doc/milter-warden.conf.5", "README.md", "packaging/milter-warden.conf"
-	};
+	static const char *const docs[] = { "doc/milter-warden.conf.5",
+		"README.md", "packaging/milter-warden.conf" };
 	const char *top = getenv("top_srcdir");
 	const struct mw_param *p;
 	size_t n, i, k;
@@ -126,10 +127,12 @@ every_parameter_is_documented(void **state)
 		for (i = 0; i < n; i++) {
 			char needle[128];
 
-			/* roff escapes '_' nowhere, but may break with \- etc. */
+			/* roff escapes '_' nowhere, but may break with \- etc.
+			 */
 			snprintf(needle, sizeof(needle), "%s", p[i].name);
 			if (strstr(buf, needle) == NULL)
-				fail_msg("%s does not document %s", path, p[i].name);
+				fail_msg("%s does not document %s", path,
+				    p[i].name);
 		}
 		free(buf);
 	}
@@ -143,19 +146,20 @@ values_of_every_type_are_parsed(void **state)
 
 	(void)state;
 	c = parse("# comment\n"
-	    "\n"
-	    "   socket = inet:8891@127.0.0.1   # trailing comment\n"
-	    "socket_mode=0600\n"
-	    "socket_group = postfix\n"
-	    "rules = /a.rules, /b.rules /c#d.rules\n"
-	    "log_level = debug\r\n"
-	    "syslog_facility = local3\n"
-	    "on_internal_error = accept\n"
-	    "max_header_bytes = 64k\n"
-	    "max_recipients = 5\n"
-	    "max_body_scan_bytes = 2M\n"
-	    "pidfile = \"\"\n"
-	    "user =\n", &d);
+		  "\n"
+		  "   socket = inet:8891@127.0.0.1   # trailing comment\n"
+		  "socket_mode=0600\n"
+		  "socket_group = postfix\n"
+		  "rules = /a.rules, /b.rules /c#d.rules\n"
+		  "log_level = debug\r\n"
+		  "syslog_facility = local3\n"
+		  "on_internal_error = accept\n"
+		  "max_header_bytes = 64k\n"
+		  "max_recipients = 5\n"
+		  "max_body_scan_bytes = 2M\n"
+		  "pidfile = \"\"\n"
+		  "user =\n",
+	    &d);
 	assert_non_null(c);
 	assert_int_equal(d.n, 0);
 	assert_string_equal(c->socket, "inet:8891@127.0.0.1");
@@ -200,19 +204,20 @@ every_error_is_reported_with_file_line_column(void **state)
 
 	(void)state;
 	expect_errors("user = x\n"
-	    "bogus = 1\n"
-	    "max_recipients = lots\n"
-	    "socket_mode=0999\n"
-	    "  = x\n"
-	    "log_level debug\n"
-	    "log_level = loud\n"
-	    "listen_backlog = 0\n"
-	    "socket_mode = 0600\n"
-	    "max_header_bytes = 10q\n"
-	    "socket = \n"
-	    "milter_timeout = 0x10\n"
-	    "max_body_scan_bytes = 99999999999999999999\n"
-	    "shutdown_timeout = -1\n", want);
+		      "bogus = 1\n"
+		      "max_recipients = lots\n"
+		      "socket_mode=0999\n"
+		      "  = x\n"
+		      "log_level debug\n"
+		      "log_level = loud\n"
+		      "listen_backlog = 0\n"
+		      "socket_mode = 0600\n"
+		      "max_header_bytes = 10q\n"
+		      "socket = \n"
+		      "milter_timeout = 0x10\n"
+		      "max_body_scan_bytes = 99999999999999999999\n"
+		      "shutdown_timeout = -1\n",
+	    want);
 }
 
 static void
@@ -242,8 +247,7 @@ control_characters_and_nul_are_refused(void **state)
 {
 	static const char *const want[] = {
 		"t.conf:1:13: socket: control character 0x01 in value",
-		"t.conf:2:2: NUL byte in line",
-		NULL
+		"t.conf:2:2: NUL byte in line", NULL
 	};
 	const char text[] = "socket = abc\x01\nx\0y = 1\n";
 	struct mw_diag d;
@@ -301,7 +305,8 @@ override_is_validated(void **state)
 	assert_false(mw_config_set(c, "max_recipients", "-1", &d));
 	assert_false(mw_config_set(c, "nosuch", "1", &d));
 	assert_int_equal(d.nerrors, 2);
-	assert_string_equal(d.v[1].text, "command line: unknown parameter \"nosuch\"");
+	assert_string_equal(d.v[1].text,
+	    "command line: unknown parameter \"nosuch\"");
 	mw_config_free(c);
 	mw_diag_free(&d);
 }
@@ -317,7 +322,8 @@ format_round_trips_through_the_parser(void **state)
 
 	(void)state;
 	a = parse("max_header_bytes = 3000\nmax_body_scan_bytes = 1g\n"
-	    "rules = /x, /y\nsocket_mode = 0640\nlog_level = warning\n", &d);
+		  "rules = /x, /y\nsocket_mode = 0640\nlog_level = warning\n",
+	    &d);
 	assert_non_null(a);
 	p = mw_config_params(&n);
 	for (i = 0; i < n; i++) {
@@ -347,14 +353,15 @@ reload_keeps_parameters_that_need_a_restart(void **state)
 	(void)state;
 	old = parse("socket = unix:/a.sock\nmax_recipients = 5\n", &d1);
 	new = parse("socket = unix:/b.sock\nmax_recipients = 1\n"
-	    "listen_backlog = 7\n", &d2);
+		    "listen_backlog = 7\n",
+	    &d2);
 	assert_non_null(old);
 	assert_non_null(new);
-	mw_log_set_level(MW_LOG_ERROR);	/* the warnings are expected */
+	mw_log_set_level(MW_LOG_ERROR); /* the warnings are expected */
 	assert_true(mw_config_keep_static(new, old));
 	assert_string_equal(new->socket, "unix:/a.sock");
 	assert_int_equal(new->listen_backlog, 128);
-	assert_int_equal(new->max_recipients, 1);	/* reloadable */
+	assert_int_equal(new->max_recipients, 1); /* reloadable */
 	mw_config_free(old);
 	mw_config_free(new);
 	mw_diag_free(&d1);
@@ -369,14 +376,17 @@ references_are_checked(void **state)
 
 	(void)state;
 	c = parse("user = no-such-user-mw\nsocket_group = no-such-group-mw\n"
-	    "socket = tcp:25\npidfile = /nonexistent-dir/mw.pid\n", &d);
+		  "socket = tcp:25\npidfile = /nonexistent-dir/mw.pid\n",
+	    &d);
 	assert_non_null(c);
 	assert_false(mw_config_check_refs(c, &d));
 	assert_int_equal(d.nerrors, 4);
-	assert_string_equal(d.v[0].text, "t.conf: user: no such user \"no-such-user-mw\"");
+	assert_string_equal(d.v[0].text,
+	    "t.conf: user: no such user \"no-such-user-mw\"");
 	assert_string_equal(d.v[1].text,
 	    "t.conf: socket_group: no such group \"no-such-group-mw\"");
-	assert_string_equal(d.v[2].text, "t.conf: socket: \"tcp:25\" is not "
+	assert_string_equal(d.v[2].text,
+	    "t.conf: socket: \"tcp:25\" is not "
 	    "unix:/path, inet:PORT@HOST or inet6:PORT@HOST");
 	assert_string_equal(d.v[3].text,
 	    "t.conf: pidfile: directory \"/nonexistent-dir\" does not exist");
@@ -394,7 +404,8 @@ main(void)
 		cmocka_unit_test(values_of_every_type_are_parsed),
 		cmocka_unit_test(every_error_is_reported_with_file_line_column),
 		cmocka_unit_test(octal_mode_above_0777_is_refused),
-		cmocka_unit_test(duplicate_is_an_error_even_with_the_same_value),
+		cmocka_unit_test(
+		    duplicate_is_an_error_even_with_the_same_value),
 		cmocka_unit_test(control_characters_and_nul_are_refused),
 		cmocka_unit_test(overlong_line_is_refused),
 		cmocka_unit_test(missing_file_names_the_file_and_reason),

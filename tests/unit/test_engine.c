@@ -36,7 +36,8 @@ fixture_new(const char *conf)
 	f->c = mw_conn_new(f->st);
 	assert_non_null(f->c);
 	assert_int_equal(mw_eng_connect(f->c, "mx.example.net", "192.0.2.7",
-	    &f->r), MW_CONTINUE);
+			     &f->r),
+	    MW_CONTINUE);
 	assert_int_equal(mw_eng_helo(f->c, "mx.example.net", &f->r),
 	    MW_CONTINUE);
 	return f;
@@ -69,8 +70,10 @@ plain_message_is_accepted(void **state)
 	const unsigned char body[] = "Hello.\r\n";
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
+	    MW_CONTINUE);
 	send_headers(f);
 	assert_int_equal(mw_eng_body(f->c, body, sizeof(body) - 1, &f->r),
 	    MW_CONTINUE);
@@ -86,15 +89,20 @@ recipients_beyond_the_limit_get_452_each(void **state)
 	struct fixture *f = fixture_new("max_recipients = 2\n");
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<r1@example.com>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<r2@example.com>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<r3@example.com>", &f->r), MW_TEMPFAIL);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<r1@example.com>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<r2@example.com>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<r3@example.com>", &f->r),
+	    MW_TEMPFAIL);
 	assert_string_equal(f->r.code, "452");
 	assert_string_equal(f->r.dsn, "4.5.3");
 	assert_string_equal(f->r.text, "Too many recipients");
 	assert_string_equal(f->r.rule, "limit:max_recipients");
-	assert_int_equal(mw_eng_rcpt(f->c, "<r4@example.com>", &f->r), MW_TEMPFAIL);
+	assert_int_equal(mw_eng_rcpt(f->c, "<r4@example.com>", &f->r),
+	    MW_TEMPFAIL);
 	/* Refused recipients do not count; the message goes on. */
 	assert_int_equal(mw_conn_nrcpt(f->c), 2);
 	send_headers(f);
@@ -127,15 +135,21 @@ abort_discards_the_message_state(void **state)
 	struct fixture *f = fixture_new("max_recipients = 1\n");
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r), MW_CONTINUE);
-	mw_eng_abort(f->c);		/* RSET */
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
+	    MW_CONTINUE);
+	mw_eng_abort(f->c); /* RSET */
 	assert_int_equal(mw_conn_nrcpt(f->c), 0);
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<c@example.com>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<c@example.com>", &f->r),
+	    MW_CONTINUE);
 	/* A MAIL with no end of message before it also starts afresh. */
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<d@example.com>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<d@example.com>", &f->r),
+	    MW_CONTINUE);
 	/* Abort with no message open is harmless. */
 	mw_eng_abort(f->c);
 	mw_eng_abort(f->c);
@@ -152,14 +166,17 @@ oversized_header_section_is_rejected_552(void **state)
 	(void)state;
 	memset(value, 'x', sizeof(value) - 1);
 	value[sizeof(value) - 1] = '\0';
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
+	    MW_CONTINUE);
 	assert_int_equal(mw_eng_data(f->c, &f->r), MW_CONTINUE);
 	/* 3 x (7 + 299 + 4) = 930 bytes: still within 1024. */
 	for (i = 0; i < 3; i++)
 		assert_int_equal(mw_eng_header(f->c, "X-Long", value, &f->r),
 		    MW_CONTINUE);
-	assert_int_equal(mw_eng_header(f->c, "X-Long", value, &f->r), MW_REJECT);
+	assert_int_equal(mw_eng_header(f->c, "X-Long", value, &f->r),
+	    MW_REJECT);
 	assert_string_equal(f->r.code, "552");
 	assert_string_equal(f->r.dsn, "5.3.4");
 	assert_string_equal(f->r.rule, "limit:max_header_bytes");
@@ -173,8 +190,10 @@ body_beyond_the_scan_limit_is_skipped(void **state)
 	const unsigned char chunk[] = "0123456";
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
+	    MW_CONTINUE);
 	send_headers(f);
 	assert_int_equal(mw_eng_body(f->c, chunk, 7, &f->r), MW_CONTINUE);
 	assert_int_equal(mw_eng_body(f->c, chunk, 7, &f->r), MW_SKIP);
@@ -190,7 +209,8 @@ zero_scan_limit_skips_the_first_chunk(void **state)
 	const unsigned char chunk[] = "x";
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
 	send_headers(f);
 	assert_int_equal(mw_eng_body(f->c, chunk, 1, &f->r), MW_SKIP);
 	assert_int_equal(mw_conn_body_scanned(f->c), 0);
@@ -209,7 +229,8 @@ overlong_addresses_are_refused_not_truncated(void **state)
 	assert_int_equal(mw_eng_mail(f->c, addr, &f->r), MW_REJECT);
 	assert_string_equal(f->r.code, "553");
 	assert_string_equal(f->r.dsn, "5.1.7");
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, addr, &f->r), MW_REJECT);
 	assert_string_equal(f->r.code, "553");
 	assert_string_equal(f->r.dsn, "5.1.3");
@@ -227,8 +248,10 @@ macros_are_stored_bounded_and_by_either_name(void **state)
 
 	(void)state;
 	assert_true(mw_conn_set_macro(f->c, "{auth_authen}", "alice@EXAMPLE"));
-	assert_string_equal(mw_conn_macro(f->c, "auth_authen"), "alice@EXAMPLE");
-	assert_string_equal(mw_conn_macro(f->c, "{auth_authen}"), "alice@EXAMPLE");
+	assert_string_equal(mw_conn_macro(f->c, "auth_authen"),
+	    "alice@EXAMPLE");
+	assert_string_equal(mw_conn_macro(f->c, "{auth_authen}"),
+	    "alice@EXAMPLE");
 	assert_true(mw_conn_set_macro(f->c, "i", "4XyZ1"));
 	assert_true(mw_conn_set_macro(f->c, "i", "4XyZ2"));
 	assert_string_equal(mw_conn_macro(f->c, "i"), "4XyZ2");
@@ -282,9 +305,11 @@ content_outside_a_message_tempfails_not_crashes(void **state)
 	const unsigned char b[] = "x";
 
 	(void)state;
-		assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r), MW_TEMPFAIL);
+	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
+	    MW_TEMPFAIL);
 	assert_string_equal(f->r.code, "451");
-	assert_int_equal(mw_eng_header(f->c, "Subject", " x", &f->r), MW_TEMPFAIL);
+	assert_int_equal(mw_eng_header(f->c, "Subject", " x", &f->r),
+	    MW_TEMPFAIL);
 	assert_int_equal(mw_eng_body(f->c, b, 1, &f->r), MW_TEMPFAIL);
 	assert_int_equal(mw_eng_eom(f->c, &f->r), MW_TEMPFAIL);
 	assert_int_equal(mw_conn_nmsgs(f->c), 0);
@@ -317,8 +342,10 @@ hostile_session(struct fixture *f)
 {
 	assert_int_equal(mw_eng_helo(f->c, "evil\r\nhelo \"x\"", &f->r),
 	    MW_CONTINUE);
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(f->c, "<r1@example.com>", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(f->c, "<r1@example.com>", &f->r),
+	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<r2\x01@example.com>", &f->r),
 	    MW_TEMPFAIL);
 	assert_true(mw_conn_set_macro(f->c, "i", "4ABC123"));
@@ -335,19 +362,22 @@ each_decision_is_one_printable_log_line(void **state)
 	(void)state;
 	mw_log_set_level(MW_LOG_INFO);
 	log = capture_log(hostile_session, f);
-	/* Exactly two decisions: the refused recipient, the accepted message. */
+	/* Exactly two decisions: the refused recipient, the accepted message.
+	 */
 	nl = strchr(log, '\n');
 	assert_non_null(nl);
 	second = nl + 1;
 	assert_non_null(strchr(second, '\n'));
 	assert_string_equal(strchr(second, '\n') + 1, "");
 	*nl = '\0';
-	assert_non_null(strstr(log, ": info: NOQUEUE: client=mx.example.net"
+	assert_non_null(strstr(log,
+	    ": info: NOQUEUE: client=mx.example.net"
 	    "[192.0.2.7] helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
 	    "from=<a@example.org> rcpt=<r2\\x01@example.com> "
 	    "action=tempfail code=452 dsn=4.5.3 rule=limit:max_recipients "
 	    "reason=\"Too many recipients\""));
-	assert_non_null(strstr(second, ": info: 4ABC123: client=mx.example.net"
+	assert_non_null(strstr(second,
+	    ": info: 4ABC123: client=mx.example.net"
 	    "[192.0.2.7] helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
 	    "from=<a@example.org> nrcpt=1 size="));
 	assert_non_null(strstr(second, " action=accept"));
@@ -361,7 +391,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(plain_message_is_accepted),
 		cmocka_unit_test(recipients_beyond_the_limit_get_452_each),
-		cmocka_unit_test(limits_start_afresh_for_each_message_on_a_connection),
+		cmocka_unit_test(
+		    limits_start_afresh_for_each_message_on_a_connection),
 		cmocka_unit_test(abort_discards_the_message_state),
 		cmocka_unit_test(oversized_header_section_is_rejected_552),
 		cmocka_unit_test(body_beyond_the_scan_limit_is_skipped),
@@ -369,7 +400,8 @@ main(void)
 		cmocka_unit_test(overlong_addresses_are_refused_not_truncated),
 		cmocka_unit_test(macros_are_stored_bounded_and_by_either_name),
 		cmocka_unit_test(internal_failure_tempfails_by_default),
-		cmocka_unit_test(content_outside_a_message_tempfails_not_crashes),
+		cmocka_unit_test(
+		    content_outside_a_message_tempfails_not_crashes),
 		cmocka_unit_test(internal_failure_accepts_only_when_configured),
 		cmocka_unit_test(each_decision_is_one_printable_log_line),
 	};

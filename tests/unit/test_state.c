@@ -54,8 +54,10 @@ sessions_in_flight_keep_their_state_across_a_swap(void **state)
 	cur = mw_state_current();
 	old_session = mw_conn_new(cur);
 	mw_state_unref(cur);
-	assert_int_equal(mw_eng_mail(old_session, "<a@x.org>", &r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(old_session, "<b@x.org>", &r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(old_session, "<a@x.org>", &r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(old_session, "<b@x.org>", &r),
+	    MW_CONTINUE);
 
 	b = state_from(dir, "max_recipients = 1\n", &d);
 	assert_non_null(b);
@@ -63,15 +65,19 @@ sessions_in_flight_keep_their_state_across_a_swap(void **state)
 	assert_int_equal(b->generation, a->generation + 1);
 
 	/* The old session still allows its second recipient. */
-	assert_int_equal(mw_eng_rcpt(old_session, "<c@x.org>", &r), MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(old_session, "<c@x.org>", &r),
+	    MW_CONTINUE);
 	assert_int_equal(mw_conn_state(old_session)->cfg->max_recipients, 2);
 
 	cur = mw_state_current();
 	new_session = mw_conn_new(cur);
 	mw_state_unref(cur);
-	assert_int_equal(mw_eng_mail(new_session, "<a@x.org>", &r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(new_session, "<b@x.org>", &r), MW_CONTINUE);
-	assert_int_equal(mw_eng_rcpt(new_session, "<c@x.org>", &r), MW_TEMPFAIL);
+	assert_int_equal(mw_eng_mail(new_session, "<a@x.org>", &r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(new_session, "<b@x.org>", &r),
+	    MW_CONTINUE);
+	assert_int_equal(mw_eng_rcpt(new_session, "<c@x.org>", &r),
+	    MW_TEMPFAIL);
 
 	/* The old state goes with its last session (ASan checks the free). */
 	mw_conn_free(old_session);
@@ -91,16 +97,20 @@ failed_build_reports_every_error_and_publishes_nothing(void **state)
 
 	(void)state;
 	rules = write_file(dir, "bad.rules", "# ok\n\n  reject all\n");
-	assert_true(asprintf(&text, "user =\nrules = %s, %s/missing.rules\n"
-	    "max_recipients = x\n", rules, dir) > 0);
+	assert_true(asprintf(&text,
+			"user =\nrules = %s, %s/missing.rules\n"
+			"max_recipients = x\n",
+			rules, dir) > 0);
 	conf = write_file(dir, "bad.conf", text);
 	mw_diag_init(&d);
 	st = mw_state_build(conf, NULL, &d);
 	assert_null(st);
 	/* The configuration error stops before the rules are read. */
 	assert_int_equal(d.nerrors, 1);
-	snprintf(want, sizeof(want), "%s:3:18: max_recipients: \"x\" is not a "
-	    "whole number", conf);
+	snprintf(want, sizeof(want),
+	    "%s:3:18: max_recipients: \"x\" is not a "
+	    "whole number",
+	    conf);
 	assert_string_equal(d.v[0].text, want);
 	mw_diag_free(&d);
 	free(text);
@@ -108,17 +118,20 @@ failed_build_reports_every_error_and_publishes_nothing(void **state)
 
 	/* With the configuration fixed, both rules problems are reported. */
 	assert_true(asprintf(&text, "user =\nrules = %s, %s/missing.rules\n",
-	    rules, dir) > 0);
+			rules, dir) > 0);
 	conf = write_file(dir, "bad.conf", text);
 	mw_diag_init(&d);
 	assert_null(mw_state_build(conf, NULL, &d));
 	assert_int_equal(d.nerrors, 2);
-	snprintf(want, sizeof(want), "%s:3:3: rule statements are not supported "
+	snprintf(want, sizeof(want),
+	    "%s:3:3: rule statements are not supported "
 	    "by this version of milter-warden (only comments and blank lines)",
 	    rules);
 	assert_string_equal(d.v[0].text, want);
-	snprintf(want, sizeof(want), "%s/missing.rules: cannot open rules file: "
-	    "No such file or directory", dir);
+	snprintf(want, sizeof(want),
+	    "%s/missing.rules: cannot open rules file: "
+	    "No such file or directory",
+	    dir);
 	assert_string_equal(d.v[1].text, want);
 	assert_null(mw_state_current());
 	mw_diag_free(&d);
@@ -138,7 +151,8 @@ command_line_override_wins(void **state)
 	struct mw_diag d;
 
 	(void)state;
-	conf = write_file(dir, "c.conf", "user =\nrules =\n"
+	conf = write_file(dir, "c.conf",
+	    "user =\nrules =\n"
 	    "socket = unix:/x.sock\n");
 	mw_diag_init(&d);
 	st = mw_state_build(conf, ov, &d);
@@ -213,8 +227,10 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(published_state_is_shared_by_reference),
-		cmocka_unit_test(sessions_in_flight_keep_their_state_across_a_swap),
-		cmocka_unit_test(failed_build_reports_every_error_and_publishes_nothing),
+		cmocka_unit_test(
+		    sessions_in_flight_keep_their_state_across_a_swap),
+		cmocka_unit_test(
+		    failed_build_reports_every_error_and_publishes_nothing),
 		cmocka_unit_test(command_line_override_wins),
 		cmocka_unit_test(concurrent_swaps_and_sessions_are_safe),
 	};
