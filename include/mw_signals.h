@@ -4,8 +4,9 @@
  * libmilter's signal thread sigwait()s for SIGHUP, SIGTERM and SIGINT and
  * stops the milter on any of them.  milter-warden provides its own
  * sigwait(), which the dynamic linker binds libmilter to: it hands SIGHUP
- * to a reload thread and returns only SIGTERM and SIGINT to libmilter,
- * whose graceful stop then applies.  Only libmilter calls sigwait() in this
+ * to a reload thread and returns SIGTERM to libmilter for both SIGTERM and
+ * SIGINT, so that both stop gracefully (libmilter would abort sessions in
+ * flight on SIGINT).  Only libmilter calls sigwait() in this
  * program, so nothing else is affected.
  */
 #ifndef MW_SIGNALS_H

@@ -100,7 +100,7 @@ static const struct mw_param params[] = {
 	{ "max_body_scan_bytes", MW_PT_SIZE, OFF(max_body_scan_bytes), "1m", 0,
 	    GiB, NULL, NULL, true,
 	    "body bytes inspected per message; the rest passes uninspected" },
-	{ "milter_timeout", MW_PT_UINT, OFF(milter_timeout), "300", 1, 3600,
+	{ "milter_timeout", MW_PT_UINT, OFF(milter_timeout), "7210", 1, 86400,
 	    NULL, NULL, false,
 	    "seconds to wait for the MTA before dropping a milter connection" },
 	{ "shutdown_timeout", MW_PT_UINT, OFF(shutdown_timeout), "30", 0, 3600,

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +30,13 @@ struct mw_msg {
 	unsigned long header_bytes;
 	unsigned long body_bytes;
 	unsigned long body_scanned;
+	bool body_skipped; /* the MTA was told to skip the rest */
 };
 
 /* Connection state: from connect to close, across messages. */
 struct mw_conn {
 	struct mw_state *st; /* reference held until free */
+	unsigned long id;    /* ties NOQUEUE lines of one session together */
 	char *client_name;   /* as the MTA resolved it */
 	char *client_addr;
 	char *helo;
@@ -60,9 +63,12 @@ mw_conn_new(struct mw_state *st)
 	struct mw_conn *c;
 
 	assert(st != NULL);
+	static atomic_ulong next_id;
+
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	c->st = mw_state_ref(st);
+	c->id = atomic_fetch_add(&next_id, 1) + 1;
 	return c;
 }
 
@@ -220,7 +226,8 @@ ll_client(struct logline *ll, const struct mw_conn *c)
 	(void)mw_printable(addr, sizeof(addr),
 	    c->client_addr ? c->client_addr : "",
 	    strlen(c->client_addr ? c->client_addr : ""));
-	snprintf(both, sizeof(both), "client=%s[%s]", name, addr);
+	snprintf(both, sizeof(both), "client=%s[%s] session=%lx", name, addr,
+	    c->id);
 	ll_raw(ll, " ");
 	ll_raw(ll, both);
 }
@@ -343,26 +350,36 @@ mw_engine_failure(struct mw_conn *c, const char *what, struct mw_reply *r)
 	return MW_TEMPFAIL;
 }
 
-static bool
+/*
+ * replace_string -- store a copy of src (NULL allowed) in *dst.  Returns 1
+ * when stored, 0 when src is longer than MW_ADDR_MAX (nothing stored: too
+ * long is refused, never cut), -1 when out of memory.
+ */
+static int
 replace_string(char **dst, const char *src)
 {
 	char *copy = NULL;
 
-	if (src != NULL && (copy = mw_strdup_bounded(src, MW_ADDR_MAX)) == NULL)
-		return false;
+	if (src != NULL) {
+		if (strnlen(src, MW_ADDR_MAX + 1) > MW_ADDR_MAX)
+			return 0;
+		if ((copy = strdup(src)) == NULL)
+			return -1;
+	}
 	free(*dst);
 	*dst = copy;
-	return true;
+	return 1;
 }
 
 enum mw_action
 mw_eng_connect(struct mw_conn *c, const char *hostname, const char *addr,
     struct mw_reply *r)
 {
-	if (!replace_string(&c->client_name, hostname) ||
-	    !replace_string(&c->client_addr, addr))
-		return mw_engine_failure(c, "client name or address too long",
-		    r);
+	/* The MTA's own data: too long is as much a failure as no memory. */
+	if (replace_string(&c->client_name, hostname) != 1 ||
+	    replace_string(&c->client_addr, addr) != 1)
+		return mw_engine_failure(c,
+		    "client name or address too long, or out of memory", r);
 	mw_debug("NOQUEUE: connect from %s[%s]",
 	    hostname ? hostname : "unknown", addr ? addr : "");
 	return cont(r);
@@ -371,10 +388,17 @@ mw_eng_connect(struct mw_conn *c, const char *hostname, const char *addr,
 enum mw_action
 mw_eng_helo(struct mw_conn *c, const char *helo, struct mw_reply *r)
 {
-	if (!replace_string(&c->helo, helo))
-		return set_reply(r, MW_REJECT, "501", "5.5.2", "limit:helo",
+	switch (replace_string(&c->helo, helo)) {
+	case 1:
+		return cont(r);
+	case 0:
+		set_reply(r, MW_REJECT, "501", "5.5.2", "limit:helo",
 		    "HELO name too long");
-	return cont(r);
+		log_decision(c, MW_LOG_INFO, r, NULL, "helo=(too long)");
+		return MW_REJECT;
+	default:
+		return mw_engine_failure(c, "out of memory at HELO", r);
+	}
 }
 
 /*
@@ -473,8 +497,13 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
     struct mw_reply *r)
 {
 	const struct mw_config *cfg = c->st->cfg;
-	/* "Name: value\r\n" as it stands in the message. */
-	unsigned long n = (unsigned long)strlen(name) + strlen(value) + 4;
+	/*
+	 * "Name:value\r\n" as it stands in the message; the MTA sends the
+	 * space after the colon as part of the value only when asked to
+	 * (SMFIP_HDR_LEADSPC), so count it when it is not there.
+	 */
+	unsigned long n = (unsigned long)strlen(name) + strlen(value) + 3 +
+	    (value[0] != ' ' && value[0] != '\t');
 	struct mw_msg *m;
 
 	if ((m = in_message(c, "header", r)) == NULL)
@@ -519,6 +548,7 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 	m->body_scanned += take;
 	/* Nothing more to inspect: tell the MTA it may skip the rest. */
 	if (m->body_scanned >= limit) {
+		m->body_skipped = true;
 		memset(r, 0, sizeof(*r));
 		r->action = MW_SKIP;
 		return MW_SKIP;
@@ -534,9 +564,15 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 
 	if ((m = in_message(c, "end of message", r)) == NULL)
 		return r->action;
-	snprintf(extra, sizeof(extra), "size=%lu%s",
-	    m->header_bytes + m->body_bytes,
-	    m->body_scanned < m->body_bytes ? " body=partly-inspected" : "");
+	/*
+	 * Once the MTA skips the rest of the body the full size is unknown
+	 * here: say what was inspected, and whether that was all of it.
+	 */
+	snprintf(extra, sizeof(extra), "header_bytes=%lu body_inspected=%lu%s",
+	    m->header_bytes, m->body_scanned,
+	    m->body_scanned < m->body_bytes || m->body_skipped ?
+		" body=limit-reached" :
+		"");
 	set_reply(r, MW_ACCEPT, "", "", NULL, "%s", "");
 	log_decision(c, MW_LOG_INFO, r, NULL, extra);
 	c->nmsgs++;

@@ -61,7 +61,11 @@ sigwait(const sigset_t *set, int *sig)
 			request_reload();
 			continue;
 		}
-		*sig = s;
+		/*
+		 * libmilter aborts sessions in flight on SIGINT; an
+		 * administrator's Ctrl-C should stop as gently as SIGTERM.
+		 */
+		*sig = s == SIGINT ? SIGTERM : s;
 		return 0;
 	}
 }

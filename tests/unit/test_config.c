@@ -65,7 +65,7 @@ empty_file_gives_every_default(void **state)
 	assert_int_equal(c->max_header_bytes, 1024 * 1024);
 	assert_int_equal(c->max_recipients, 1000);
 	assert_int_equal(c->max_body_scan_bytes, 1024 * 1024);
-	assert_int_equal(c->milter_timeout, 300);
+	assert_int_equal(c->milter_timeout, 7210);
 	assert_int_equal(c->shutdown_timeout, 30);
 	assert_int_equal(c->listen_backlog, 128);
 	mw_config_free(c);

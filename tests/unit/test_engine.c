@@ -353,6 +353,21 @@ hostile_session(struct fixture *f)
 	assert_int_equal(mw_eng_eom(f->c, &f->r), MW_ACCEPT);
 }
 
+/* line contains before, a hexadecimal session id, then after. */
+static void
+assert_log_line(const char *line, const char *before, const char *after)
+{
+	const char *p = strstr(line, before);
+
+	if (p == NULL)
+		fail_msg("\"%s\" not in \"%s\"", before, line);
+	p += strlen(before);
+	assert_true(strspn(p, "0123456789abcdef") > 0);
+	p += strspn(p, "0123456789abcdef");
+	if (strncmp(p, after, strlen(after)) != 0)
+		fail_msg("\"%s\" does not start with \"%s\"", p, after);
+}
+
 static void
 each_decision_is_one_printable_log_line(void **state)
 {
@@ -370,16 +385,14 @@ each_decision_is_one_printable_log_line(void **state)
 	assert_non_null(strchr(second, '\n'));
 	assert_string_equal(strchr(second, '\n') + 1, "");
 	*nl = '\0';
-	assert_non_null(strstr(log,
-	    ": info: NOQUEUE: client=mx.example.net"
-	    "[192.0.2.7] helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
+	assert_log_line(log, ": info: NOQUEUE: client=mx.example.net[192.0.2.7] "
+	    "session=", " helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
 	    "from=<a@example.org> rcpt=<r2\\x01@example.com> "
 	    "action=tempfail code=452 dsn=4.5.3 rule=limit:max_recipients "
-	    "reason=\"Too many recipients\""));
-	assert_non_null(strstr(second,
-	    ": info: 4ABC123: client=mx.example.net"
-	    "[192.0.2.7] helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
-	    "from=<a@example.org> nrcpt=1 size="));
+	    "reason=\"Too many recipients\"");
+	assert_log_line(second, ": info: 4ABC123: client=mx.example.net"
+	    "[192.0.2.7] session=", " helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
+	    "from=<a@example.org> nrcpt=1 header_bytes=");
 	assert_non_null(strstr(second, " action=accept"));
 	free(log);
 	fixture_free(f);
