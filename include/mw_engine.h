@@ -73,7 +73,7 @@ enum mw_action mw_eng_connect(struct mw_conn *c, const char *hostname,
 enum mw_action mw_eng_helo(struct mw_conn *c, const char *helo,
     struct mw_reply *r);
 enum mw_action mw_eng_mail(struct mw_conn *c, const char *sender,
-    struct mw_reply *r);
+    const char *const *esmtp_args, struct mw_reply *r);
 enum mw_action mw_eng_rcpt(struct mw_conn *c, const char *rcpt,
     struct mw_reply *r);
 enum mw_action mw_eng_data(struct mw_conn *c, struct mw_reply *r);
@@ -96,6 +96,46 @@ void mw_eng_abort(struct mw_conn *c);
  */
 enum mw_action mw_engine_failure(struct mw_conn *c, const char *what,
     struct mw_reply *r);
+
+/*
+ * What the MTA is asked to change at end of message, in order.  The glue
+ * performs each with the matching smfi_* call; header deletions come
+ * from the highest index down.
+ */
+enum mw_op_kind {
+	MW_OP_ADD_HEADER,    /* name, value */
+	MW_OP_INSERT_HEADER, /* name, value, at index 0 */
+	MW_OP_CHANGE_HEADER, /* name, index (1-based), value; NULL deletes */
+	MW_OP_ADD_RCPT,      /* name = address */
+	MW_OP_DELETE_RCPT,   /* name = address */
+	MW_OP_QUARANTINE     /* value = reason */
+};
+
+struct mw_op {
+	enum mw_op_kind kind;
+	char *name;
+	char *value;
+	unsigned index;
+};
+
+/*
+ * mw_conn_ops -- the changes decided at the last end of message; valid
+ * until the next message starts on c.
+ */
+const struct mw_op *mw_conn_ops(const struct mw_conn *c, size_t *n);
+
+/*
+ * mw_conn_set_trace -- call fn for every matching rule (milter-warden
+ * test); NULL to stop.
+ */
+struct mw_rule_hit;
+void mw_conn_set_trace(struct mw_conn *c,
+    void (*fn)(void *arg, const struct mw_rule_hit *hit), void *arg);
+
+/* mw_conn_fx -- score, labels and variables so far (message, or the
+ * connection's outside a message). */
+struct mw_fx;
+const struct mw_fx *mw_conn_fx(const struct mw_conn *c);
 
 /* Message counters for tests and the log. */
 unsigned long mw_conn_nrcpt(const struct mw_conn *c);

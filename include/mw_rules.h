@@ -1,28 +1,179 @@
 /*
- * mw_rules -- rules files.
+ * mw_rules -- the rules language: loading (lexer, parser, lists, regexes)
+ * and evaluation.
  *
- * This version reads every rules file named by the configuration, reports
- * unreadable files, and accepts only comments and blank lines: the rules
- * language itself is not implemented yet.  A rule statement is an error
- * at its FILE:LINE:COL rather than something silently ignored, so nobody
- * believes a policy is enforced when it is not.
+ * A ruleset is compiled completely at load and immutable afterwards: many
+ * libmilter threads evaluate it at once without locks (match data for
+ * regexes belongs to the caller).  The language is described in
+ * milter-warden.rules(5).  Loading reports every error of every file in
+ * one pass as FILE:LINE:COL, and warnings (rules that can never fire,
+ * macros the MTA does not send at a phase) the same way.
  */
 #ifndef MW_RULES_H
 #define MW_RULES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "mw_diag.h"
+#include "mw_ipset.h"
+
+enum mw_phase {
+	MW_PH_CONNECT,
+	MW_PH_HELO,
+	MW_PH_MAIL,
+	MW_PH_RCPT,
+	MW_PH_HEADER,
+	MW_PH_EOH,
+	MW_PH_BODY,
+	MW_PH_EOM,
+	MW_PH_COUNT
+};
+
+/* mw_phase_name -- "connect" ... "eom". */
+const char *mw_phase_name(enum mw_phase ph);
 
 struct mw_ruleset;
 
-/* mw_rules_load -- read files[0..n); NULL with diagnostics on any error. */
+/*
+ * mw_rules_load -- read files[0..n) in order; NULL with every error in
+ * diag (warnings are added too, and do not fail the load).
+ */
 struct mw_ruleset *mw_rules_load(char *const *files, size_t n,
     struct mw_diag *diag);
 
-/* mw_rules_nfiles -- how many files the ruleset was read from. */
-size_t mw_rules_nfiles(const struct mw_ruleset *rs);
+/* mw_rules_parse -- the same from a buffer (tests, fuzzing); name is used
+ * in diagnostics and to resolve relative includes. */
+struct mw_ruleset *mw_rules_parse(const char *name, const char *buf, size_t len,
+    struct mw_diag *diag);
 
+size_t mw_rules_count(const struct mw_ruleset *rs);
+size_t mw_rules_nfiles(const struct mw_ruleset *rs);
 void mw_rules_free(struct mw_ruleset *rs);
+
+/* One header of the message, as received. */
+struct mw_header {
+	char *name;
+	char *value; /* without the leading space */
+};
+
+/* A header edit, applied at end of message. */
+enum mw_edit_kind {
+	MW_EDIT_ADD,
+	MW_EDIT_INSERT,
+	MW_EDIT_CHANGE,
+	MW_EDIT_DELETE,
+	MW_EDIT_ADD_RCPT,
+	MW_EDIT_DELETE_RCPT
+};
+
+struct mw_edit {
+	enum mw_edit_kind kind;
+	char *name;  /* header name, or the address for rcpt edits */
+	char *value; /* NULL for deletes */
+};
+
+#define MW_FX_MAX_ITEMS 256 /* edits, variables or labels per message */
+
+/*
+ * What rules accumulate for a connection or a message.  Owned by the
+ * engine; mw_fx_copy starts a message from its connection's effects.
+ */
+struct mw_fx {
+	double score;
+	char **labels; /* "LABEL=N" */
+	size_t nlabels;
+	char **var_names, **var_values;
+	size_t nvars;
+	struct mw_edit *edits;
+	size_t nedits;
+	char *subject_prefix;
+	char *quarantine;
+	char *redirect;
+	char **hits; /* identities of the rules that matched */
+	size_t nhits;
+};
+
+void mw_fx_init(struct mw_fx *fx);
+void mw_fx_clear(struct mw_fx *fx);
+bool mw_fx_copy(struct mw_fx *dst, const struct mw_fx *src);
+const char *mw_fx_var(const struct mw_fx *fx, const char *name);
+
+/* What a trace (milter-warden test) is told about each matching rule. */
+struct mw_rule_hit {
+	const char *id;   /* name or FILE:LINE */
+	const char *file; /* where it is written */
+	unsigned line;
+	enum mw_phase phase;
+	bool report_only;
+	const char *actions; /* the actions, as written, for display */
+	double score_delta;  /* what its score actions add */
+};
+
+/*
+ * The data one evaluation sees, filled by the engine.  Strings may be NULL
+ * when not known; the parser already refused conditions on data a phase
+ * cannot have.
+ */
+struct mw_eval {
+	const char *client_ip_text;
+	const struct mw_ip *client_ip; /* NULL if not an IP (local) */
+	const char *client_name;
+	const char *listener;
+	const char *helo;
+	const char *tls_version;
+	const char *auth_user;
+	const char *auth_mech;
+	const char *from;
+	const char *rcpt;
+	const char *queue_id;
+	unsigned long rcpt_count;
+	unsigned long size;
+	const char *header_name, *header_value;
+	const struct mw_header *headers;
+	size_t nheaders;
+	const unsigned char *body;
+	size_t body_len;
+	const char *(*macro)(const void *arg, const char *name);
+	const void *macro_arg;
+	struct mw_fx *fx; /* where this phase's effects go */
+	void *match_data; /* pcre2_match_data * of the caller's thread */
+	void (*trace)(void *arg, const struct mw_rule_hit *hit);
+	void *trace_arg;
+};
+
+/* The decision of one phase. */
+enum mw_verdict {
+	MW_V_CONTINUE,
+	MW_V_ACCEPT,
+	MW_V_REJECT,
+	MW_V_TEMPFAIL,
+	MW_V_DISCARD,
+	MW_V_ERROR /* evaluation failed: see text */
+};
+
+struct mw_decision {
+	enum mw_verdict verdict;
+	char code[4];
+	char dsn[16];
+	char text[512];
+	const char *rule;     /* identity of the deciding rule */
+	bool report_only_hit; /* some report-only rule matched */
+};
+
+/*
+ * mw_rules_run -- run the rules of one phase.  Effects go to ev->fx;
+ * the first terminal action fills *d.  Never blocks; thread-safe for
+ * distinct ev.
+ */
+enum mw_verdict mw_rules_run(const struct mw_ruleset *rs, enum mw_phase ph,
+    struct mw_eval *ev, struct mw_decision *d);
+
+/* mw_rules_has_phase -- true if any rule runs at ph (lets the glue skip). */
+bool mw_rules_has_phase(const struct mw_ruleset *rs, enum mw_phase ph);
+
+/* Match data for one thread or session: free with mw_rules_match_free. */
+void *mw_rules_match_new(void);
+void mw_rules_match_free(void *md);
 
 #endif

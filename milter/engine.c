@@ -1,21 +1,32 @@
 /*
  * engine.c -- the policy engine: per-connection and per-message state, the
- * limits of the configuration, and one log line per decision.
+ * limits of the configuration, the rules of each phase, and one log line
+ * per decision.
  *
  * Nothing here knows about libmilter.  The glue (glue.c) calls one mw_eng_*
- * function per SMTP phase and maps the returned action to SMFIS_*.
+ * function per SMTP phase and maps the returned action to SMFIS_*; the
+ * changes decided at end of message are handed over as a list of
+ * operations (mw_conn_ops) for the glue to perform.
+ *
+ * Memory per message is bounded by the configuration: headers are kept up
+ * to max_header_bytes, the body up to max_body_scan_bytes, recipients up to
+ * max_recipients.
  */
 #include "config.h"
 
 #include <assert.h>
-#include <stdatomic.h>
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mw_engine.h"
+#include "mw_ipset.h"
 #include "mw_log.h"
+#include "mw_rules.h"
 #include "mw_text.h"
 
 struct macro {
@@ -25,12 +36,19 @@ struct macro {
 
 /* Message state: from MAIL FROM to end of message or abort. */
 struct mw_msg {
-	char *from;          /* without angle brackets */
-	unsigned long nrcpt; /* recipients accepted */
+	char *from; /* without angle brackets */
+	unsigned long esmtp_size;
+	char **rcpts; /* recipients accepted so far */
+	unsigned long nrcpt;
+	struct mw_header *headers;
+	size_t nheaders;
 	unsigned long header_bytes;
+	unsigned char *body; /* the first max_body_scan_bytes */
 	unsigned long body_bytes;
 	unsigned long body_scanned;
 	bool body_skipped; /* the MTA was told to skip the rest */
+	bool accepted;     /* a rule accepted: no more rules */
+	struct mw_fx fx;   /* starts as a copy of the connection's */
 };
 
 /* Connection state: from connect to close, across messages. */
@@ -39,36 +57,76 @@ struct mw_conn {
 	unsigned long id;    /* ties NOQUEUE lines of one session together */
 	char *client_name;   /* as the MTA resolved it */
 	char *client_addr;
+	struct mw_ip client_ip;
+	bool client_ip_valid;
 	char *helo;
 	struct macro macros[MW_MACROS];
 	size_t nmacros;
 	unsigned long nmsgs; /* messages completed or aborted */
+	bool accepted;       /* a rule accepted the connection */
+	struct mw_fx fx;     /* effects of connect and helo rules */
+	void *match_data;    /* PCRE2 match data of this session */
 	struct mw_msg *msg;  /* NULL outside a message */
+	struct mw_op *ops;   /* decided at the last end of message */
+	size_t nops;
+	void (*trace)(void *, const struct mw_rule_hit *);
+	void *trace_arg;
 };
+
+static void
+ops_free(struct mw_conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nops; i++) {
+		free(c->ops[i].name);
+		free(c->ops[i].value);
+	}
+	free(c->ops);
+	c->ops = NULL;
+	c->nops = 0;
+}
 
 /* Both end of message and abort come here, as may a repeated MAIL. */
 static void
 msg_end(struct mw_conn *c)
 {
-	if (c->msg == NULL)
+	struct mw_msg *m = c->msg;
+	size_t i;
+
+	if (m == NULL)
 		return;
-	free(c->msg->from);
-	free(c->msg);
+	free(m->from);
+	for (i = 0; i < m->nrcpt; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	for (i = 0; i < m->nheaders; i++) {
+		free(m->headers[i].name);
+		free(m->headers[i].value);
+	}
+	free(m->headers);
+	free(m->body);
+	mw_fx_clear(&m->fx);
+	free(m);
 	c->msg = NULL;
 }
 
 struct mw_conn *
 mw_conn_new(struct mw_state *st)
 {
+	static atomic_ulong next_id;
 	struct mw_conn *c;
 
 	assert(st != NULL);
-	static atomic_ulong next_id;
-
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
+	if ((c->match_data = mw_rules_match_new()) == NULL) {
+		free(c);
+		return NULL;
+	}
 	c->st = mw_state_ref(st);
 	c->id = atomic_fetch_add(&next_id, 1) + 1;
+	mw_fx_init(&c->fx);
 	return c;
 }
 
@@ -80,11 +138,14 @@ mw_conn_free(struct mw_conn *c)
 	if (c == NULL)
 		return;
 	msg_end(c);
+	ops_free(c);
 	for (i = 0; i < c->nmacros; i++)
 		free(c->macros[i].value);
 	free(c->client_name);
 	free(c->client_addr);
 	free(c->helo);
+	mw_fx_clear(&c->fx);
+	mw_rules_match_free(c->match_data);
 	mw_state_unref(c->st);
 	free(c);
 }
@@ -111,6 +172,27 @@ unsigned long
 mw_conn_body_scanned(const struct mw_conn *c)
 {
 	return c->msg != NULL ? c->msg->body_scanned : 0;
+}
+
+const struct mw_op *
+mw_conn_ops(const struct mw_conn *c, size_t *n)
+{
+	*n = c->nops;
+	return c->ops;
+}
+
+void
+mw_conn_set_trace(struct mw_conn *c,
+    void (*fn)(void *arg, const struct mw_rule_hit *hit), void *arg)
+{
+	c->trace = fn;
+	c->trace_arg = arg;
+}
+
+const struct mw_fx *
+mw_conn_fx(const struct mw_conn *c)
+{
+	return c->msg != NULL ? &c->msg->fx : &c->fx;
 }
 
 /* "{auth_authen}" and "auth_authen" name the same macro. */
@@ -218,7 +300,7 @@ ll_field(struct logline *ll, const char *key, const char *value,
 static void
 ll_client(struct logline *ll, const struct mw_conn *c)
 {
-	char name[300], addr[100], both[420];
+	char name[300], addr[100], both[440];
 
 	(void)mw_printable(name, sizeof(name),
 	    c->client_name ? c->client_name : "unknown",
@@ -235,6 +317,31 @@ ll_client(struct logline *ll, const struct mw_conn *c)
 static const char *const action_names[] = { "continue", "accept", "reject",
 	"tempfail", "discard", "skip", "error" };
 
+/* The score, labels and rules that matched, for the final line. */
+static void
+ll_effects(struct logline *ll, const struct mw_fx *fx)
+{
+	char buf[1024];
+	size_t i, o = 0;
+
+	if (fx->nhits == 0 && fx->score == 0)
+		return;
+	snprintf(buf, sizeof(buf), "%g", fx->score);
+	ll_field(ll, "score", buf, "", "");
+	buf[0] = '\0';
+	for (i = 0; i < fx->nlabels && o < sizeof(buf); i++)
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
+		    i ? "," : "", fx->labels[i]);
+	if (fx->nlabels > 0)
+		ll_field(ll, "labels", buf, "", "");
+	buf[0] = '\0';
+	for (i = 0, o = 0; i < fx->nhits && o < sizeof(buf); i++)
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
+		    i ? "," : "", fx->hits[i]);
+	if (fx->nhits > 0)
+		ll_field(ll, "rules", buf, "", "");
+}
+
 /*
  * log_decision -- the one line a decision gets.  rcpt is the recipient the
  * decision is about, or NULL for the whole message.
@@ -247,12 +354,13 @@ log_decision(const struct mw_conn *c, enum mw_log_level level,
 	struct logline ll = { .len = 0 };
 	char n[32];
 
-	ll_raw(&ll, qid != NULL && *qid != '\0' ? "" : "NOQUEUE");
 	if (qid != NULL && *qid != '\0') {
 		char pq[64];
 
 		(void)mw_printable(pq, sizeof(pq), qid, strlen(qid));
 		ll_raw(&ll, pq);
+	} else {
+		ll_raw(&ll, "NOQUEUE");
 	}
 	ll_raw(&ll, ":");
 	ll_client(&ll, c);
@@ -269,6 +377,8 @@ log_decision(const struct mw_conn *c, enum mw_log_level level,
 		ll_raw(&ll, " ");
 		ll_raw(&ll, extra);
 	}
+	if (r->rule == NULL || strncmp(r->rule, "limit:", 6) != 0)
+		ll_effects(&ll, mw_conn_fx(c));
 	ll_field(&ll, "action", action_names[r->action], "", "");
 	if (r->code[0] != '\0') {
 		ll_field(&ll, "code", r->code, "", "");
@@ -330,7 +440,7 @@ cont(struct mw_reply *r)
 enum mw_action
 mw_engine_failure(struct mw_conn *c, const char *what, struct mw_reply *r)
 {
-	char extra[300], pw[200];
+	char extra[400], pw[300];
 
 	(void)mw_printable(pw, sizeof(pw), what, strlen(what));
 	snprintf(extra, sizeof(extra), "error=\"%s\"", pw);
@@ -349,6 +459,94 @@ mw_engine_failure(struct mw_conn *c, const char *what, struct mw_reply *r)
 		    extra);
 	return MW_TEMPFAIL;
 }
+
+/* ---------------------------------------------------------------- rules */
+
+static const char *
+eval_macro(const void *arg, const char *name)
+{
+	return mw_conn_macro(arg, name);
+}
+
+/* eval_setup -- what the rules of a phase see. */
+static void
+eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
+{
+	struct mw_msg *m = c->msg;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->client_ip_text = c->client_addr;
+	ev->client_ip = c->client_ip_valid ? &c->client_ip : NULL;
+	ev->client_name = c->client_name;
+	ev->listener = mw_conn_macro(c, "daemon_name");
+	ev->helo = c->helo;
+	ev->tls_version = mw_conn_macro(c, "tls_version");
+	ev->auth_user = mw_conn_macro(c, "auth_authen");
+	ev->auth_mech = mw_conn_macro(c, "auth_type");
+	ev->queue_id = mw_conn_macro(c, "i");
+	ev->macro = eval_macro;
+	ev->macro_arg = c;
+	ev->match_data = c->match_data;
+	ev->trace = c->trace;
+	ev->trace_arg = c->trace_arg;
+	ev->rcpt = rcpt;
+	ev->fx = m != NULL ? &m->fx : &c->fx;
+	if (m != NULL) {
+		ev->from = m->from;
+		ev->rcpt_count = m->nrcpt;
+		ev->size = m->esmtp_size;
+		ev->headers = m->headers;
+		ev->nheaders = m->nheaders;
+		ev->body = m->body;
+		ev->body_len = m->body_scanned;
+	}
+}
+
+/*
+ * run_rules -- the rules of phase ph; fills r and logs the decision.
+ * Returns the action for the MTA (MW_CONTINUE when nothing decided).
+ */
+static enum mw_action
+run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
+    struct mw_reply *r)
+{
+	const struct mw_ruleset *rs = c->st->rules;
+	struct mw_decision d;
+
+	if (c->accepted || (c->msg != NULL && c->msg->accepted))
+		return cont(r);
+	if (!mw_rules_has_phase(rs, ph))
+		return cont(r);
+	switch (mw_rules_run(rs, ph, ev, &d)) {
+	case MW_V_CONTINUE: return cont(r);
+	case MW_V_ERROR: return mw_engine_failure(c, d.text, r);
+	case MW_V_ACCEPT:
+		set_reply(r, MW_ACCEPT, "", "", d.rule, "%s", "");
+		if (c->msg != NULL)
+			c->msg->accepted = true;
+		else
+			c->accepted = true;
+		break;
+	case MW_V_DISCARD:
+		set_reply(r, MW_DISCARD, "", "", d.rule, "%s", "");
+		break;
+	case MW_V_REJECT:
+		set_reply(r, MW_REJECT, d.code, d.dsn, d.rule, "%s", d.text);
+		break;
+	case MW_V_TEMPFAIL:
+		set_reply(r, MW_TEMPFAIL, d.code, d.dsn, d.rule, "%s", d.text);
+		break;
+	}
+	/*
+	 * The decision's line.  Accepting at body or end of message leads to
+	 * the end-of-message line, which says it all.
+	 */
+	if (!(r->action == MW_ACCEPT && ph >= MW_PH_BODY))
+		log_decision(c, MW_LOG_INFO, r, ev->rcpt, NULL);
+	return r->action;
+}
+
+/* ---------------------------------------------------------------- phases */
 
 /*
  * replace_string -- store a copy of src (NULL allowed) in *dst.  Returns 1
@@ -375,30 +573,36 @@ enum mw_action
 mw_eng_connect(struct mw_conn *c, const char *hostname, const char *addr,
     struct mw_reply *r)
 {
+	struct mw_eval ev;
+
 	/* The MTA's own data: too long is as much a failure as no memory. */
 	if (replace_string(&c->client_name, hostname) != 1 ||
 	    replace_string(&c->client_addr, addr) != 1)
 		return mw_engine_failure(c,
 		    "client name or address too long, or out of memory", r);
-	mw_debug("NOQUEUE: connect from %s[%s]",
-	    hostname ? hostname : "unknown", addr ? addr : "");
-	return cont(r);
+	c->client_ip_valid = addr != NULL && mw_ip_parse(addr, &c->client_ip);
+	mw_debug("NOQUEUE: connect from %s[%s] session=%lx",
+	    hostname ? hostname : "unknown", addr ? addr : "", c->id);
+	eval_setup(c, &ev, NULL);
+	return run_rules(c, MW_PH_CONNECT, &ev, r);
 }
 
 enum mw_action
 mw_eng_helo(struct mw_conn *c, const char *helo, struct mw_reply *r)
 {
+	struct mw_eval ev;
+
 	switch (replace_string(&c->helo, helo)) {
-	case 1:
-		return cont(r);
+	case 1: break;
 	case 0:
 		set_reply(r, MW_REJECT, "501", "5.5.2", "limit:helo",
 		    "HELO name too long");
 		log_decision(c, MW_LOG_INFO, r, NULL, "helo=(too long)");
 		return MW_REJECT;
-	default:
-		return mw_engine_failure(c, "out of memory at HELO", r);
+	default: return mw_engine_failure(c, "out of memory at HELO", r);
 	}
+	eval_setup(c, &ev, NULL);
+	return run_rules(c, MW_PH_HELO, &ev, r);
 }
 
 /*
@@ -422,14 +626,38 @@ unbracket(const char *in, char *out, size_t size)
 	return true;
 }
 
+/* esmtp_size -- the SIZE= parameter of MAIL FROM, 0 if absent or bad. */
+static unsigned long
+esmtp_size(const char *const *args)
+{
+	for (; args != NULL && *args != NULL; args++) {
+		if (strncasecmp(*args, "SIZE=", 5) == 0) {
+			const char *s = *args + 5;
+			char *end;
+			unsigned long v;
+
+			if (!isdigit((unsigned char)*s))
+				return 0;
+			v = strtoul(s, &end, 10);
+			return *end == '\0' ? v : 0;
+		}
+	}
+	return 0;
+}
+
 enum mw_action
-mw_eng_mail(struct mw_conn *c, const char *sender, struct mw_reply *r)
+mw_eng_mail(struct mw_conn *c, const char *sender,
+    const char *const *esmtp_args, struct mw_reply *r)
 {
 	char addr[MW_ADDR_MAX + 1];
+	struct mw_eval ev;
 
 	/* A MAIL without end of message or abort before it: start afresh. */
 	msg_end(c);
+	ops_free(c);
 	if ((c->msg = calloc(1, sizeof(*c->msg))) == NULL)
+		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
+	if (!mw_fx_copy(&c->msg->fx, &c->fx))
 		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
 	if (!unbracket(sender, addr, sizeof(addr))) {
 		set_reply(r, MW_REJECT, "553", "5.1.7", "limit:address",
@@ -440,7 +668,9 @@ mw_eng_mail(struct mw_conn *c, const char *sender, struct mw_reply *r)
 	}
 	if ((c->msg->from = strdup(addr)) == NULL)
 		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
-	return cont(r);
+	c->msg->esmtp_size = esmtp_size(esmtp_args);
+	eval_setup(c, &ev, NULL);
+	return run_rules(c, MW_PH_MAIL, &ev, r);
 }
 
 /*
@@ -465,7 +695,9 @@ mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 {
 	const struct mw_config *cfg = c->st->cfg;
 	char addr[MW_ADDR_MAX + 1];
+	struct mw_eval ev;
 	struct mw_msg *m;
+	char **v;
 
 	if ((m = in_message(c, "RCPT", r)) == NULL)
 		return r->action;
@@ -481,8 +713,17 @@ mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 		log_decision(c, MW_LOG_INFO, r, addr, NULL);
 		return MW_TEMPFAIL;
 	}
+	eval_setup(c, &ev, addr);
+	if (run_rules(c, MW_PH_RCPT, &ev, r) != MW_CONTINUE &&
+	    r->action != MW_ACCEPT)
+		return r->action;
+	if ((v = realloc(m->rcpts, (m->nrcpt + 1) * sizeof(*v))) == NULL)
+		return mw_engine_failure(c, "out of memory at RCPT", r);
+	m->rcpts = v;
+	if ((m->rcpts[m->nrcpt] = strdup(addr)) == NULL)
+		return mw_engine_failure(c, "out of memory at RCPT", r);
 	m->nrcpt++;
-	return cont(r);
+	return r->action;
 }
 
 enum mw_action
@@ -504,6 +745,8 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 	 */
 	unsigned long n = (unsigned long)strlen(name) + strlen(value) + 3 +
 	    (value[0] != ' ' && value[0] != '\t');
+	struct mw_header *v;
+	struct mw_eval ev;
 	struct mw_msg *m;
 
 	if ((m = in_message(c, "header", r)) == NULL)
@@ -520,14 +763,35 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 		log_decision(c, MW_LOG_INFO, r, NULL, extra);
 		return MW_REJECT;
 	}
-	return cont(r);
+	/* Kept for header conditions and Subject edits (bounded above). */
+	if (value[0] == ' ')
+		value++;
+	v = realloc(m->headers, (m->nheaders + 1) * sizeof(*v));
+	if (v == NULL)
+		return mw_engine_failure(c, "out of memory at header", r);
+	m->headers = v;
+	v = &m->headers[m->nheaders];
+	if ((v->name = strdup(name)) == NULL ||
+	    (v->value = strdup(value)) == NULL) {
+		free(v->name);
+		return mw_engine_failure(c, "out of memory at header", r);
+	}
+	m->nheaders++;
+	eval_setup(c, &ev, NULL);
+	ev.header_name = name;
+	ev.header_value = value;
+	return run_rules(c, MW_PH_HEADER, &ev, r);
 }
 
 enum mw_action
 mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 {
-	(void)c;
-	return cont(r);
+	struct mw_eval ev;
+
+	if (in_message(c, "end of headers", r) == NULL)
+		return r->action;
+	eval_setup(c, &ev, NULL);
+	return run_rules(c, MW_PH_EOH, &ev, r);
 }
 
 enum mw_action
@@ -538,13 +802,29 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 	unsigned long take;
 	struct mw_msg *m;
 
-	(void)chunk;
 	if ((m = in_message(c, "body", r)) == NULL)
 		return r->action;
 	m->body_bytes += len;
 	take = limit - m->body_scanned;
 	if (take > len)
 		take = len;
+	/*
+	 * The inspected part is kept whole (bounded by the limit) so that
+	 * body rules see a match across the MTA's chunk boundaries.
+	 */
+	if (take > 0 &&
+	    mw_rules_has_phase(c->st->rules, MW_PH_BODY) +
+		    mw_rules_has_phase(c->st->rules, MW_PH_EOM) >
+		0) {
+		unsigned char *nb =
+		    realloc(m->body, m->body_scanned + take + 1);
+
+		if (nb == NULL)
+			return mw_engine_failure(c, "out of memory at body", r);
+		m->body = nb;
+		memcpy(m->body + m->body_scanned, chunk, take);
+		m->body[m->body_scanned + take] = '\0';
+	}
 	m->body_scanned += take;
 	/* Nothing more to inspect: tell the MTA it may skip the rest. */
 	if (m->body_scanned >= limit) {
@@ -556,24 +836,166 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 	return cont(r);
 }
 
+static bool
+op_add(struct mw_conn *c, enum mw_op_kind kind, const char *name,
+    const char *value, unsigned index)
+{
+	struct mw_op *v = realloc(c->ops, (c->nops + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return false;
+	c->ops = v;
+	v = &c->ops[c->nops];
+	memset(v, 0, sizeof(*v));
+	v->kind = kind;
+	v->index = index;
+	if ((name != NULL && (v->name = strdup(name)) == NULL) ||
+	    (value != NULL && (v->value = strdup(value)) == NULL)) {
+		free(v->name);
+		return false;
+	}
+	c->nops++;
+	return true;
+}
+
+/* header_count -- instances of name in the message as received. */
+static unsigned
+header_count(const struct mw_msg *m, const char *name)
+{
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < m->nheaders; i++)
+		n += strcasecmp(m->headers[i].name, name) == 0;
+	return n;
+}
+
+static const char *
+header_first(const struct mw_msg *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->nheaders; i++)
+		if (strcasecmp(m->headers[i].name, name) == 0)
+			return m->headers[i].value;
+	return NULL;
+}
+
+/*
+ * plan_ops -- turn the message's effects into MTA operations.  Header
+ * deletions go from the highest index down, so that each index still
+ * names the header it was computed for (OpenDKIM's CVE-2022-48521 got
+ * this wrong).
+ */
+static bool
+plan_ops(struct mw_conn *c)
+{
+	const struct mw_msg *m = c->msg;
+	const struct mw_fx *fx = &m->fx;
+	size_t i;
+
+	for (i = 0; i < fx->nedits; i++) {
+		const struct mw_edit *e = &fx->edits[i];
+		unsigned k;
+		bool ok = true;
+
+		switch (e->kind) {
+		case MW_EDIT_ADD:
+			ok = op_add(c, MW_OP_ADD_HEADER, e->name, e->value, 0);
+			break;
+		case MW_EDIT_INSERT:
+			ok = op_add(c, MW_OP_INSERT_HEADER, e->name, e->value,
+			    0);
+			break;
+		case MW_EDIT_CHANGE:
+			ok = header_count(m, e->name) > 0
+			    ? op_add(c, MW_OP_CHANGE_HEADER, e->name, e->value,
+				  1)
+			    : op_add(c, MW_OP_ADD_HEADER, e->name, e->value, 0);
+			break;
+		case MW_EDIT_DELETE:
+			for (k = header_count(m, e->name); ok && k > 0; k--)
+				ok = op_add(c, MW_OP_CHANGE_HEADER, e->name,
+				    NULL, k);
+			break;
+		case MW_EDIT_ADD_RCPT:
+			ok = op_add(c, MW_OP_ADD_RCPT, e->name, NULL, 0);
+			break;
+		case MW_EDIT_DELETE_RCPT:
+			ok = op_add(c, MW_OP_DELETE_RCPT, e->name, NULL, 0);
+			break;
+		}
+		if (!ok)
+			return false;
+	}
+	if (fx->subject_prefix != NULL) {
+		const char *old = header_first(m, "Subject");
+		char *subj;
+		bool ok;
+
+		if (asprintf(&subj, "%s%s", fx->subject_prefix,
+			old != NULL ? old : "") < 0)
+			return false;
+		ok = old != NULL
+		    ? op_add(c, MW_OP_CHANGE_HEADER, "Subject", subj, 1)
+		    : op_add(c, MW_OP_ADD_HEADER, "Subject", subj, 0);
+		free(subj);
+		if (!ok)
+			return false;
+	}
+	if (fx->redirect != NULL) {
+		for (i = 0; i < m->nrcpt; i++)
+			if (!op_add(c, MW_OP_DELETE_RCPT, m->rcpts[i], NULL, 0))
+				return false;
+		if (!op_add(c, MW_OP_ADD_RCPT, fx->redirect, NULL, 0))
+			return false;
+	}
+	if (fx->quarantine != NULL &&
+	    !op_add(c, MW_OP_QUARANTINE, NULL, fx->quarantine, 0))
+		return false;
+	return true;
+}
+
 enum mw_action
 mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 {
-	char extra[96];
+	char extra[160];
+	struct mw_eval ev;
 	struct mw_msg *m;
 
 	if ((m = in_message(c, "end of message", r)) == NULL)
 		return r->action;
+	ops_free(c);
+	eval_setup(c, &ev, NULL);
+	/* Body rules run once, on the whole inspected body. */
+	if (run_rules(c, MW_PH_BODY, &ev, r) == MW_CONTINUE) {
+		ev.size = m->header_bytes + m->body_bytes;
+		(void)run_rules(c, MW_PH_EOM, &ev, r);
+	}
+	if (r->action != MW_CONTINUE && r->action != MW_ACCEPT) {
+		/* Already logged by run_rules; edits are dropped. */
+		c->nmsgs++;
+		msg_end(c);
+		return r->action;
+	}
+	if (!plan_ops(c)) {
+		ops_free(c);
+		return mw_engine_failure(c, "out of memory at end of message",
+		    r);
+	}
 	/*
 	 * Once the MTA skips the rest of the body the full size is unknown
 	 * here: say what was inspected, and whether that was all of it.
 	 */
-	snprintf(extra, sizeof(extra), "header_bytes=%lu body_inspected=%lu%s",
-	    m->header_bytes, m->body_scanned,
-	    m->body_scanned < m->body_bytes || m->body_skipped ?
-		" body=limit-reached" :
-		"");
-	set_reply(r, MW_ACCEPT, "", "", NULL, "%s", "");
+	snprintf(extra, sizeof(extra),
+	    "header_bytes=%lu body_inspected=%lu%s%s%s", m->header_bytes,
+	    m->body_scanned,
+	    m->body_scanned < m->body_bytes || m->body_skipped
+		? " body=limit-reached"
+		: "",
+	    m->fx.quarantine != NULL ? " quarantine=yes" : "",
+	    c->nops > 0 ? " modified=yes" : "");
+	set_reply(r, MW_ACCEPT, "", "", r->rule, "%s", "");
 	log_decision(c, MW_LOG_INFO, r, NULL, extra);
 	c->nmsgs++;
 	msg_end(c);
@@ -586,8 +1008,8 @@ mw_eng_unknown(struct mw_conn *c, const char *cmd, struct mw_reply *r)
 	char p[64];
 
 	(void)mw_printable(p, sizeof(p), cmd, strlen(cmd));
-	mw_debug("NOQUEUE: unknown command \"%s\" from %s", p,
-	    c->client_addr ? c->client_addr : "");
+	mw_debug("NOQUEUE: unknown command \"%s\" from %s session=%lx", p,
+	    c->client_addr ? c->client_addr : "", c->id);
 	return cont(r);
 }
 

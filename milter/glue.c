@@ -262,7 +262,8 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 
 	if ((s = enter(ctx, macros_mail, &st)) == NULL)
 		return st;
-	(void)mw_eng_mail(s->conn, argv[0] != NULL ? argv[0] : "", &r);
+	(void)mw_eng_mail(s->conn, argv[0] != NULL ? argv[0] : "",
+	    argv[0] != NULL ? (const char *const *)argv + 1 : NULL, &r);
 	return reply_status(ctx, s, &r);
 }
 
@@ -331,16 +332,65 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	return reply_status(ctx, s, &r);
 }
 
+/*
+ * apply_ops -- perform the changes the engine decided, in its order.  A
+ * failing call is an internal failure: the message must not go through
+ * half-modified, or unmodified when a rule said otherwise.
+ */
+static bool
+apply_ops(SMFICTX *ctx, const struct mw_op *ops, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct mw_op *o = &ops[i];
+		int rc = MI_FAILURE;
+
+		switch (o->kind) {
+		case MW_OP_ADD_HEADER:
+			rc = smfi_addheader(ctx, o->name, o->value);
+			break;
+		case MW_OP_INSERT_HEADER:
+			rc = smfi_insheader(ctx, 0, o->name, o->value);
+			break;
+		case MW_OP_CHANGE_HEADER:
+			rc = smfi_chgheader(ctx, o->name, (int)o->index,
+			    o->value);
+			break;
+		case MW_OP_ADD_RCPT: rc = smfi_addrcpt(ctx, o->name); break;
+		case MW_OP_DELETE_RCPT: rc = smfi_delrcpt(ctx, o->name); break;
+		case MW_OP_QUARANTINE:
+			rc = smfi_quarantine(ctx, o->value);
+			break;
+		}
+		if (rc != MI_SUCCESS) {
+			mw_error("end of message: the MTA refused change %zu "
+				 "(%d on %s); was the action negotiated?",
+			    i + 1, (int)o->kind, o->name ? o->name : "-");
+			return false;
+		}
+	}
+	return true;
+}
+
 static sfsistat
 cb_eom(SMFICTX *ctx)
 {
+	const struct mw_op *ops;
 	struct mw_reply r;
 	struct session *s;
 	sfsistat st;
+	size_t n;
 
 	if ((s = enter(ctx, macros_eom, &st)) == NULL)
 		return st;
 	(void)mw_eng_eom(s->conn, &r);
+	ops = mw_conn_ops(s->conn, &n);
+	if ((r.action == MW_ACCEPT || r.action == MW_CONTINUE) &&
+	    !apply_ops(ctx, ops, n))
+		return fail(ctx, s,
+		    "the MTA refused a header or recipient "
+		    "change");
 	return reply_status(ctx, s, &r);
 }
 

@@ -70,7 +70,7 @@ plain_message_is_accepted(void **state)
 	const unsigned char body[] = "Hello.\r\n";
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
 	    MW_CONTINUE);
@@ -89,7 +89,7 @@ recipients_beyond_the_limit_get_452_each(void **state)
 	struct fixture *f = fixture_new("max_recipients = 2\n");
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<r1@example.com>", &f->r),
 	    MW_CONTINUE);
@@ -118,7 +118,8 @@ limits_start_afresh_for_each_message_on_a_connection(void **state)
 
 	(void)state;
 	for (i = 0; i < 3; i++) {
-		assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+		assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL,
+				     &f->r),
 		    MW_CONTINUE);
 		assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
 		    MW_CONTINUE);
@@ -135,18 +136,18 @@ abort_discards_the_message_state(void **state)
 	struct fixture *f = fixture_new("max_recipients = 1\n");
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
 	    MW_CONTINUE);
 	mw_eng_abort(f->c); /* RSET */
 	assert_int_equal(mw_conn_nrcpt(f->c), 0);
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<c@example.com>", &f->r),
 	    MW_CONTINUE);
 	/* A MAIL with no end of message before it also starts afresh. */
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<d@example.com>", &f->r),
 	    MW_CONTINUE);
@@ -166,7 +167,7 @@ oversized_header_section_is_rejected_552(void **state)
 	(void)state;
 	memset(value, 'x', sizeof(value) - 1);
 	value[sizeof(value) - 1] = '\0';
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
 	    MW_CONTINUE);
@@ -190,7 +191,7 @@ body_beyond_the_scan_limit_is_skipped(void **state)
 	const unsigned char chunk[] = "0123456";
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<b@example.com>", &f->r),
 	    MW_CONTINUE);
@@ -209,7 +210,7 @@ zero_scan_limit_skips_the_first_chunk(void **state)
 	const unsigned char chunk[] = "x";
 
 	(void)state;
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	send_headers(f);
 	assert_int_equal(mw_eng_body(f->c, chunk, 1, &f->r), MW_SKIP);
@@ -226,10 +227,10 @@ overlong_addresses_are_refused_not_truncated(void **state)
 	(void)state;
 	memset(addr, 'a', sizeof(addr) - 1);
 	addr[sizeof(addr) - 1] = '\0';
-	assert_int_equal(mw_eng_mail(f->c, addr, &f->r), MW_REJECT);
+	assert_int_equal(mw_eng_mail(f->c, addr, NULL, &f->r), MW_REJECT);
 	assert_string_equal(f->r.code, "553");
 	assert_string_equal(f->r.dsn, "5.1.7");
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, addr, &f->r), MW_REJECT);
 	assert_string_equal(f->r.code, "553");
@@ -342,7 +343,7 @@ hostile_session(struct fixture *f)
 {
 	assert_int_equal(mw_eng_helo(f->c, "evil\r\nhelo \"x\"", &f->r),
 	    MW_CONTINUE);
-	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", &f->r),
+	assert_int_equal(mw_eng_mail(f->c, "<a@example.org>", NULL, &f->r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(f->c, "<r1@example.com>", &f->r),
 	    MW_CONTINUE);
@@ -385,13 +386,17 @@ each_decision_is_one_printable_log_line(void **state)
 	assert_non_null(strchr(second, '\n'));
 	assert_string_equal(strchr(second, '\n') + 1, "");
 	*nl = '\0';
-	assert_log_line(log, ": info: NOQUEUE: client=mx.example.net[192.0.2.7] "
-	    "session=", " helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
+	assert_log_line(log,
+	    ": info: NOQUEUE: client=mx.example.net[192.0.2.7] "
+	    "session=",
+	    " helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
 	    "from=<a@example.org> rcpt=<r2\\x01@example.com> "
 	    "action=tempfail code=452 dsn=4.5.3 rule=limit:max_recipients "
 	    "reason=\"Too many recipients\"");
-	assert_log_line(second, ": info: 4ABC123: client=mx.example.net"
-	    "[192.0.2.7] session=", " helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
+	assert_log_line(second,
+	    ": info: 4ABC123: client=mx.example.net"
+	    "[192.0.2.7] session=",
+	    " helo=\"evil\\x0d\\x0ahelo \\\"x\\\"\" "
 	    "from=<a@example.org> nrcpt=1 header_bytes=");
 	assert_non_null(strstr(second, " action=accept"));
 	free(log);

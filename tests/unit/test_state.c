@@ -54,7 +54,7 @@ sessions_in_flight_keep_their_state_across_a_swap(void **state)
 	cur = mw_state_current();
 	old_session = mw_conn_new(cur);
 	mw_state_unref(cur);
-	assert_int_equal(mw_eng_mail(old_session, "<a@x.org>", &r),
+	assert_int_equal(mw_eng_mail(old_session, "<a@x.org>", NULL, &r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(old_session, "<b@x.org>", &r),
 	    MW_CONTINUE);
@@ -72,7 +72,7 @@ sessions_in_flight_keep_their_state_across_a_swap(void **state)
 	cur = mw_state_current();
 	new_session = mw_conn_new(cur);
 	mw_state_unref(cur);
-	assert_int_equal(mw_eng_mail(new_session, "<a@x.org>", &r),
+	assert_int_equal(mw_eng_mail(new_session, "<a@x.org>", NULL, &r),
 	    MW_CONTINUE);
 	assert_int_equal(mw_eng_rcpt(new_session, "<b@x.org>", &r),
 	    MW_CONTINUE);
@@ -124,8 +124,7 @@ failed_build_reports_every_error_and_publishes_nothing(void **state)
 	assert_null(mw_state_build(conf, NULL, &d));
 	assert_int_equal(d.nerrors, 2);
 	snprintf(want, sizeof(want),
-	    "%s:3:3: rule statements are not supported "
-	    "by this version of milter-warden (only comments and blank lines)",
+	    "%s:3:3: expected \"rule\", \"list\" or \"include\", found reject",
 	    rules);
 	assert_string_equal(d.v[0].text, want);
 	snprintf(want, sizeof(want),

@@ -1,0 +1,792 @@
+/*
+ * eval.c -- evaluating a compiled ruleset for one phase of one session.
+ *
+ * Read-only on the ruleset; everything a rule changes goes to the
+ * caller's mw_fx.  Every predicate yields match, no match or error, and an
+ * error (a regex limit, no memory) stops the phase with MW_V_ERROR so the
+ * engine applies on_internal_error: it is never taken as "no match".
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mw_log.h"
+#include "mw_text.h"
+#include "rules_ast.h"
+
+bool mw_norm_address(const char *addr, char *out, size_t size);
+
+enum match { M_NO = 0, M_YES = 1, M_ERROR = -1 };
+
+/* ------------------------------------------------------------- effects */
+
+void
+mw_fx_init(struct mw_fx *fx)
+{
+	memset(fx, 0, sizeof(*fx));
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+mw_fx_clear(struct mw_fx *fx)
+{
+	size_t i;
+
+	strv_free(fx->labels, fx->nlabels);
+	strv_free(fx->var_names, fx->nvars);
+	strv_free(fx->var_values, fx->nvars);
+	for (i = 0; i < fx->nedits; i++) {
+		free(fx->edits[i].name);
+		free(fx->edits[i].value);
+	}
+	free(fx->edits);
+	free(fx->subject_prefix);
+	free(fx->quarantine);
+	free(fx->redirect);
+	strv_free(fx->hits, fx->nhits);
+	mw_fx_init(fx);
+}
+
+/* strv_push -- append a copy of s; false on OOM or when full. */
+static bool
+strv_push(char ***v, size_t *n, const char *s)
+{
+	char **nv, *copy;
+
+	if (*n >= MW_FX_MAX_ITEMS)
+		return false;
+	if ((copy = strdup(s)) == NULL)
+		return false;
+	if ((nv = realloc(*v, (*n + 1) * sizeof(*nv))) == NULL) {
+		free(copy);
+		return false;
+	}
+	nv[(*n)++] = copy;
+	*v = nv;
+	return true;
+}
+
+static bool
+dup_opt(char **dst, const char *src)
+{
+	*dst = NULL;
+	return src == NULL || (*dst = strdup(src)) != NULL;
+}
+
+bool
+mw_fx_copy(struct mw_fx *dst, const struct mw_fx *src)
+{
+	size_t i;
+
+	mw_fx_init(dst);
+	dst->score = src->score;
+	for (i = 0; i < src->nlabels; i++)
+		if (!strv_push(&dst->labels, &dst->nlabels, src->labels[i]))
+			goto fail;
+	for (i = 0; i < src->nvars; i++) {
+		size_t n = dst->nvars;
+
+		if (!strv_push(&dst->var_names, &n, src->var_names[i]))
+			goto fail;
+		n = dst->nvars;
+		if (!strv_push(&dst->var_values, &n, src->var_values[i])) {
+			free(dst->var_names[dst->nvars]);
+			goto fail;
+		}
+		dst->nvars = n;
+	}
+	for (i = 0; i < src->nhits; i++)
+		if (!strv_push(&dst->hits, &dst->nhits, src->hits[i]))
+			goto fail;
+	if (src->nedits > 0) {
+		dst->edits = calloc(src->nedits, sizeof(*dst->edits));
+		if (dst->edits == NULL)
+			goto fail;
+		for (i = 0; i < src->nedits; i++) {
+			dst->edits[i].kind = src->edits[i].kind;
+			dst->nedits++;
+			if (!dup_opt(&dst->edits[i].name, src->edits[i].name) ||
+			    !dup_opt(&dst->edits[i].value, src->edits[i].value))
+				goto fail;
+		}
+	}
+	if (!dup_opt(&dst->subject_prefix, src->subject_prefix) ||
+	    !dup_opt(&dst->quarantine, src->quarantine) ||
+	    !dup_opt(&dst->redirect, src->redirect))
+		goto fail;
+	return true;
+fail:
+	mw_fx_clear(dst);
+	return false;
+}
+
+const char *
+mw_fx_var(const struct mw_fx *fx, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < fx->nvars; i++)
+		if (strcmp(fx->var_names[i], name) == 0)
+			return fx->var_values[i];
+	return NULL;
+}
+
+static bool
+fx_set_var(struct mw_fx *fx, const char *name, const char *value)
+{
+	size_t i, n;
+	char *copy;
+
+	for (i = 0; i < fx->nvars; i++) {
+		if (strcmp(fx->var_names[i], name) == 0) {
+			if ((copy = strdup(value)) == NULL)
+				return false;
+			free(fx->var_values[i]);
+			fx->var_values[i] = copy;
+			return true;
+		}
+	}
+	n = fx->nvars;
+	if (!strv_push(&fx->var_names, &n, name))
+		return false;
+	n = fx->nvars;
+	if (!strv_push(&fx->var_values, &n, value)) {
+		free(fx->var_names[fx->nvars]);
+		return false;
+	}
+	fx->nvars = n;
+	return true;
+}
+
+static bool
+fx_edit(struct mw_fx *fx, enum mw_edit_kind kind, const char *name,
+    const char *value)
+{
+	struct mw_edit *v;
+
+	if (fx->nedits >= MW_FX_MAX_ITEMS)
+		return false;
+	if ((v = realloc(fx->edits, (fx->nedits + 1) * sizeof(*v))) == NULL)
+		return false;
+	fx->edits = v;
+	v = &fx->edits[fx->nedits];
+	v->kind = kind;
+	if (!dup_opt(&v->name, name))
+		return false;
+	if (!dup_opt(&v->value, value)) {
+		free(v->name);
+		return false;
+	}
+	fx->nedits++;
+	return true;
+}
+
+/* ------------------------------------------------------------- fields */
+
+static const char *
+domain_of(const char *addr)
+{
+	const char *at;
+
+	if (addr == NULL)
+		return NULL;
+	at = strrchr(addr, '@');
+	return at != NULL ? at + 1 : "";
+}
+
+/* local_of -- the local part, copied into buf (size bytes). */
+static const char *
+local_of(const char *addr, char *buf, size_t size)
+{
+	const char *at;
+	size_t n;
+
+	if (addr == NULL)
+		return NULL;
+	at = strrchr(addr, '@');
+	n = at != NULL ? (size_t)(at - addr) : strlen(addr);
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, addr, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The text of a string-like field, NULL when not known. */
+static const char *
+field_text(const struct mw_eval *ev, enum field f, char *buf, size_t size)
+{
+	switch (f) {
+	case F_CLIENT_IP: return ev->client_ip_text;
+	case F_CLIENT_NAME: return ev->client_name;
+	case F_LISTENER: return ev->listener;
+	case F_HELO: return ev->helo;
+	case F_TLS_VERSION: return ev->tls_version;
+	case F_AUTH_USER: return ev->auth_user;
+	case F_AUTH_MECH: return ev->auth_mech;
+	case F_FROM: return ev->from;
+	case F_FROM_LOCAL: return local_of(ev->from, buf, size);
+	case F_FROM_DOMAIN: return domain_of(ev->from);
+	case F_RCPT: return ev->rcpt;
+	case F_RCPT_LOCAL: return local_of(ev->rcpt, buf, size);
+	case F_RCPT_DOMAIN: return domain_of(ev->rcpt);
+	case F_HEADER_NAME: return ev->header_name;
+	case F_HEADER_VALUE: return ev->header_value;
+	default: return NULL;
+	}
+}
+
+static enum ftype
+field_type(enum field f)
+{
+	switch (f) {
+	case F_CLIENT_IP: return FT_IP;
+	case F_CLIENT_NAME:
+	case F_HELO:
+	case F_FROM_DOMAIN:
+	case F_RCPT_DOMAIN: return FT_DOMAIN;
+	case F_FROM:
+	case F_RCPT: return FT_ADDRESS;
+	case F_HELO_ADDRLIT:
+	case F_HELO_FQDN:
+	case F_TLS:
+	case F_AUTHENTICATED: return FT_BOOL;
+	case F_RCPT_COUNT:
+	case F_SIZE:
+	case F_SCORE: return FT_NUMBER;
+	default: return FT_STRING;
+	}
+}
+
+/* is_fqdn -- at least two labels of letters, digits and inner hyphens,
+ * a TLD that is not all digits, at most 253 bytes. */
+static bool
+is_fqdn(const char *s)
+{
+	size_t len = strlen(s), labels = 0, i = 0;
+	bool tld_alpha = false;
+
+	if (len > 0 && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return false;
+	while (i < len) {
+		size_t start = i;
+
+		tld_alpha = false;
+		while (i < len && s[i] != '.') {
+			unsigned char ch = (unsigned char)s[i];
+
+			if (!isalnum(ch) && ch != '-')
+				return false;
+			if (isalpha(ch))
+				tld_alpha = true;
+			i++;
+		}
+		if (i == start || i - start > 63 || s[start] == '-' ||
+		    s[i - 1] == '-')
+			return false;
+		labels++;
+		if (i < len)
+			i++;
+		else
+			break;
+	}
+	return labels >= 2 && tld_alpha && s[len - 1] != '.';
+}
+
+static bool
+is_address_literal(const char *s)
+{
+	size_t len = strlen(s);
+	char inner[64];
+	struct mw_ip ip;
+
+	if (len < 3 || s[0] != '[' || s[len - 1] != ']' ||
+	    len - 2 >= sizeof(inner))
+		return false;
+	memcpy(inner, s + 1, len - 2);
+	inner[len - 2] = '\0';
+	if (strncasecmp(inner, "IPv6:", 5) == 0)
+		memmove(inner, inner + 5, strlen(inner + 5) + 1);
+	return mw_ip_parse(inner, &ip);
+}
+
+static bool
+field_bool(const struct mw_eval *ev, enum field f)
+{
+	switch (f) {
+	case F_HELO_ADDRLIT:
+		return ev->helo != NULL && is_address_literal(ev->helo);
+	case F_HELO_FQDN: return ev->helo != NULL && is_fqdn(ev->helo);
+	case F_TLS:
+		return ev->tls_version != NULL && ev->tls_version[0] != '\0';
+	case F_AUTHENTICATED:
+		return ev->auth_user != NULL && ev->auth_user[0] != '\0';
+	default: return false;
+	}
+}
+
+static double
+field_number(const struct mw_eval *ev, enum field f)
+{
+	switch (f) {
+	case F_RCPT_COUNT: return (double)ev->rcpt_count;
+	case F_SIZE: return (double)ev->size;
+	case F_SCORE: return ev->fx != NULL ? ev->fx->score : 0;
+	default: return 0;
+	}
+}
+
+static bool
+numcmp(double a, enum numop op, double b)
+{
+	switch (op) {
+	case OP_EQ: return a == b;
+	case OP_NE: return a != b;
+	case OP_LT: return a < b;
+	case OP_LE: return a <= b;
+	case OP_GT: return a > b;
+	case OP_GE: return a >= b;
+	}
+	return false;
+}
+
+/* Domains compare without case and without one trailing dot. */
+static bool
+domain_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > 0 && a[la - 1] == '.')
+		la--;
+	if (lb > 0 && b[lb - 1] == '.')
+		lb--;
+	return la == lb && strncasecmp(a, b, la) == 0;
+}
+
+static bool
+address_eq(const char *a, const char *b)
+{
+	char na[1100], nb[1100];
+
+	if (!mw_norm_address(a, na, sizeof(na)) ||
+	    !mw_norm_address(b, nb, sizeof(nb)))
+		return false;
+	return strcmp(na, nb) == 0;
+}
+
+static enum match
+regex_match(const struct mw_ruleset *rs, const pcre2_code *re,
+    const struct mw_eval *ev, const char *s, size_t len)
+{
+	int rc =
+	    pcre2_match(re, (PCRE2_SPTR)s, len, 0, 0, ev->match_data, rs->mctx);
+
+	if (rc >= 0)
+		return M_YES;
+	if (rc == PCRE2_ERROR_NOMATCH)
+		return M_NO;
+	/* A limit or any other failure: never a silent "no match". */
+	return M_ERROR;
+}
+
+static enum match
+in_list(const struct list *l, const struct mw_eval *ev, enum field f,
+    const char *text)
+{
+	char norm[1100];
+	const char *at;
+
+	switch (l->type) {
+	case L_IP:
+		return ev->client_ip != NULL &&
+		    mw_ipset_contains(l->ips, ev->client_ip);
+	case L_DOMAIN:
+		return text != NULL && mw_domset_contains(l->domains, text);
+	case L_ADDRESS:
+		if (text == NULL || !mw_norm_address(text, norm, sizeof(norm)))
+			return M_NO;
+		if (mw_strset_contains(l->strings, norm, strlen(norm)))
+			return M_YES;
+		/* "@domain" entries stand for the whole domain. */
+		if ((at = strrchr(norm, '@')) != NULL &&
+		    mw_strset_contains(l->strings, at, strlen(at)))
+			return M_YES;
+		return M_NO;
+	case L_STRING:
+		(void)f;
+		return text != NULL &&
+		    mw_strset_contains(l->strings, text, strlen(text));
+	}
+	return M_NO;
+}
+
+static enum match
+eval_cond(const struct mw_ruleset *rs, const struct cond *c,
+    const struct mw_eval *ev)
+{
+	char buf[1100];
+	const char *t;
+	enum match m;
+	size_t i, n;
+
+	switch (c->kind) {
+	case C_TRUE: return M_YES;
+	case C_AND:
+		if ((m = eval_cond(rs, c->a, ev)) != M_YES)
+			return m;
+		return eval_cond(rs, c->b, ev);
+	case C_OR:
+		if ((m = eval_cond(rs, c->a, ev)) != M_NO)
+			return m;
+		return eval_cond(rs, c->b, ev);
+	case C_NOT:
+		m = eval_cond(rs, c->a, ev);
+		return m == M_ERROR ? M_ERROR : (m == M_YES ? M_NO : M_YES);
+	case C_FIELD_BOOL: return field_bool(ev, c->field) ? M_YES : M_NO;
+	case C_FIELD_NUM:
+		return numcmp(field_number(ev, c->field), c->op, c->num) ? M_YES
+									 : M_NO;
+	case C_FIELD_EQ: {
+		bool eq;
+
+		t = field_text(ev, c->field, buf, sizeof(buf));
+		if (c->ip_valid) {
+			eq = ev->client_ip != NULL &&
+			    ev->client_ip->family == c->ip.family &&
+			    memcmp(ev->client_ip->a, c->ip.a, 16) == 0;
+		} else if (t == NULL) {
+			eq = false;
+		} else {
+			switch (field_type(c->field)) {
+			case FT_DOMAIN: eq = domain_eq(t, c->str); break;
+			case FT_ADDRESS: eq = address_eq(t, c->str); break;
+			default: eq = strcmp(t, c->str) == 0; break;
+			}
+		}
+		return eq != c->neg ? M_YES : M_NO;
+	}
+	case C_FIELD_RE:
+		t = field_text(ev, c->field, buf, sizeof(buf));
+		if (t == NULL)
+			return c->neg ? M_YES : M_NO;
+		if ((m = regex_match(rs, c->re, ev, t, strlen(t))) == M_ERROR)
+			return M_ERROR;
+		return (m == M_YES) != c->neg ? M_YES : M_NO;
+	case C_FIELD_IN:
+		t = field_text(ev, c->field, buf, sizeof(buf));
+		return in_list(c->list, ev, c->field, t);
+	case C_HDR_PRESENT:
+		for (i = 0; i < ev->nheaders; i++)
+			if (strcasecmp(ev->headers[i].name, c->str) == 0)
+				break;
+		return (i < ev->nheaders) != c->neg ? M_YES : M_NO;
+	case C_HDR_COUNT:
+		for (i = 0, n = 0; i < ev->nheaders; i++)
+			n += strcasecmp(ev->headers[i].name, c->str) == 0;
+		return numcmp((double)n, c->op, c->num) ? M_YES : M_NO;
+	case C_HDR_RE: {
+		bool any = false;
+
+		for (i = 0; i < ev->nheaders && !any; i++) {
+			const char *v = ev->headers[i].value;
+
+			if (strcasecmp(ev->headers[i].name, c->str) != 0)
+				continue;
+			m = regex_match(rs, c->re, ev, v, strlen(v));
+			if (m == M_ERROR)
+				return M_ERROR;
+			any = m == M_YES;
+		}
+		return any != c->neg ? M_YES : M_NO;
+	}
+	case C_BODY_RE:
+		m = regex_match(rs, c->re, ev,
+		    ev->body != NULL ? (const char *)ev->body : "",
+		    ev->body != NULL ? ev->body_len : 0);
+		if (m == M_ERROR)
+			return M_ERROR;
+		return (m == M_YES) != c->neg ? M_YES : M_NO;
+	case C_MACRO_PRESENT:
+	case C_MACRO_EQ:
+	case C_MACRO_RE:
+		t = ev->macro != NULL ? ev->macro(ev->macro_arg, c->str) : NULL;
+		if (c->kind == C_MACRO_PRESENT)
+			return (t != NULL) != c->neg ? M_YES : M_NO;
+		if (t == NULL)
+			return c->neg ? M_YES : M_NO;
+		if (c->kind == C_MACRO_EQ)
+			return (strcmp(t, c->str2) == 0) != c->neg ? M_YES
+								   : M_NO;
+		if ((m = regex_match(rs, c->re, ev, t, strlen(t))) == M_ERROR)
+			return M_ERROR;
+		return (m == M_YES) != c->neg ? M_YES : M_NO;
+	case C_VAR_SET:
+		return ev->fx != NULL && mw_fx_var(ev->fx, c->str) != NULL
+		    ? M_YES
+		    : M_NO;
+	case C_VAR_EQ:
+		t = ev->fx != NULL ? mw_fx_var(ev->fx, c->str) : NULL;
+		if (t == NULL)
+			return c->neg ? M_YES : M_NO;
+		return (strcmp(t, c->str2) == 0) != c->neg ? M_YES : M_NO;
+	}
+	return M_ERROR;
+}
+
+/* -------------------------------------------------------- interpolation */
+
+/*
+ * interpolate -- expand %{name} and %% of text into out (size bytes),
+ * values made SMTP-safe (control characters become '?').  Cut values
+ * end the text rather than overflow.
+ */
+static void
+interpolate(const char *text, const struct mw_eval *ev, const char *rule_id,
+    char *out, size_t size)
+{
+	size_t o = 0;
+	const char *q;
+
+	for (q = text; *q != '\0' && o + 1 < size; q++) {
+		char val[1200];
+		const char *v = NULL, *end;
+		size_t n;
+
+		if (*q != '%') {
+			out[o++] = *q;
+			continue;
+		}
+		if (q[1] == '%') {
+			out[o++] = '%';
+			q++;
+			continue;
+		}
+		end = strchr(q, '}');
+		if (q[1] != '{' || end == NULL) {
+			out[o++] = '%';
+			continue;
+		}
+		n = (size_t)(end - q - 2);
+#define IS(name) (n == strlen(name) && strncmp(q + 2, name, n) == 0)
+		if (IS("client.ip"))
+			v = ev->client_ip_text;
+		else if (IS("client.name"))
+			v = ev->client_name;
+		else if (IS("helo"))
+			v = ev->helo;
+		else if (IS("from"))
+			v = ev->from;
+		else if (IS("rcpt"))
+			v = ev->rcpt;
+		else if (IS("auth.user"))
+			v = ev->auth_user;
+		else if (IS("queue-id"))
+			v = ev->queue_id;
+		else if (IS("rule"))
+			v = rule_id;
+		else if (IS("score")) {
+			snprintf(val, sizeof(val), "%g",
+			    ev->fx != NULL ? ev->fx->score : 0.0);
+			v = val;
+		} else if (IS("labels")) {
+			size_t i, vo = 0;
+
+			val[0] = '\0';
+			for (i = 0; ev->fx != NULL && i < ev->fx->nlabels; i++)
+				vo += (size_t)snprintf(val + vo,
+				    vo < sizeof(val) ? sizeof(val) - vo : 0,
+				    "%s%s", i ? "," : "", ev->fx->labels[i]);
+			v = val;
+		}
+#undef IS
+		for (; v != NULL && *v != '\0' && o + 1 < size; v++)
+			out[o++] =
+			    (unsigned char)*v < 0x20 || *v == 0x7f ? '?' : *v;
+		q = end;
+	}
+	out[o] = '\0';
+}
+
+/* -------------------------------------------------------------- running */
+
+static void
+set_decision(struct mw_decision *d, enum mw_verdict v, const char *code,
+    const char *dsn, const char *text, const char *rule)
+{
+	d->verdict = v;
+	snprintf(d->code, sizeof(d->code), "%s", code);
+	snprintf(d->dsn, sizeof(d->dsn), "%s", dsn);
+	/* Reply texts were interpolated into at most 255 bytes. */
+	(void)mw_strlcpy(d->text, text, sizeof(d->text));
+	d->rule = rule;
+}
+
+/*
+ * apply -- the actions of a matching rule.  Returns true when a terminal
+ * action decided the phase (or stopped it).
+ */
+static bool
+apply(const struct rule *r, struct mw_eval *ev, struct mw_decision *d,
+    bool *stopped)
+{
+	struct mw_fx *fx = ev->fx;
+	char text[1024], label[300];
+	size_t i;
+
+	for (i = 0; i < r->nactions; i++) {
+		const struct action *a = &r->actions[i];
+		bool ok = true;
+
+		switch (a->kind) {
+		case A_ACCEPT:
+			set_decision(d, MW_V_ACCEPT, "", "", "", r->id);
+			return true;
+		case A_DISCARD:
+			set_decision(d, MW_V_DISCARD, "", "", "", r->id);
+			return true;
+		case A_REJECT:
+		case A_TEMPFAIL:
+			interpolate(a->arg1, ev, r->id, text, 256);
+			set_decision(d,
+			    a->kind == A_REJECT ? MW_V_REJECT : MW_V_TEMPFAIL,
+			    a->code, a->dsn, text, r->id);
+			return true;
+		case A_STOP: *stopped = true; return true;
+		case A_CONTINUE: break;
+		case A_QUARANTINE:
+			interpolate(a->arg1, ev, r->id, text, sizeof(text));
+			free(fx->quarantine);
+			ok = (fx->quarantine = strdup(text)) != NULL;
+			break;
+		case A_ADD_HEADER:
+		case A_INSERT_HEADER:
+		case A_CHANGE_HEADER:
+			interpolate(a->arg2, ev, r->id, text, 999);
+			ok = fx_edit(fx,
+			    a->kind == A_ADD_HEADER          ? MW_EDIT_ADD
+				: a->kind == A_INSERT_HEADER ? MW_EDIT_INSERT
+							     : MW_EDIT_CHANGE,
+			    a->arg1, text);
+			break;
+		case A_DELETE_HEADER:
+			ok = fx_edit(fx, MW_EDIT_DELETE, a->arg1, NULL);
+			break;
+		case A_PREFIX_SUBJECT:
+			interpolate(a->arg1, ev, r->id, text, 999);
+			free(fx->subject_prefix);
+			ok = (fx->subject_prefix = strdup(text)) != NULL;
+			break;
+		case A_ADD_RCPT:
+			ok = fx_edit(fx, MW_EDIT_ADD_RCPT, a->arg1, NULL);
+			break;
+		case A_DELETE_RCPT:
+			ok = fx_edit(fx, MW_EDIT_DELETE_RCPT, a->arg1, NULL);
+			break;
+		case A_REDIRECT:
+			free(fx->redirect);
+			ok = (fx->redirect = strdup(a->arg1)) != NULL;
+			break;
+		case A_SCORE:
+			fx->score += a->num;
+			snprintf(label, sizeof(label), "%s=%+g", a->arg1,
+			    a->num);
+			ok = strv_push(&fx->labels, &fx->nlabels, label);
+			break;
+		case A_SET: ok = fx_set_var(fx, a->arg1, a->arg2); break;
+		case A_LOG:
+			interpolate(a->arg1, ev, r->id, text, sizeof(text));
+			mw_info("%s: rule=%s log: %s",
+			    ev->queue_id != NULL ? ev->queue_id : "NOQUEUE",
+			    r->id, text);
+			break;
+		}
+		if (!ok) {
+			set_decision(d, MW_V_ERROR, "", "", "", r->id);
+			snprintf(d->text, sizeof(d->text),
+			    "rule %s: out of memory or more than %d items",
+			    r->id, MW_FX_MAX_ITEMS);
+			return true;
+		}
+	}
+	return false;
+}
+
+enum mw_verdict
+mw_rules_run(const struct mw_ruleset *rs, enum mw_phase ph, struct mw_eval *ev,
+    struct mw_decision *d)
+{
+	size_t i;
+
+	memset(d, 0, sizeof(*d));
+	d->verdict = MW_V_CONTINUE;
+	if (rs == NULL || ph >= MW_PH_COUNT)
+		return MW_V_CONTINUE;
+	for (i = 0; i < rs->nby_phase[ph]; i++) {
+		const struct rule *r = rs->by_phase[ph][i];
+		enum match m = M_YES;
+		bool stopped = false;
+
+		if (r->when != NULL)
+			m = eval_cond(rs, r->when, ev);
+		if (m == M_ERROR) {
+			set_decision(d, MW_V_ERROR, "", "", "", r->id);
+			snprintf(d->text, sizeof(d->text),
+			    "rule %s: evaluation failed (regular expression "
+			    "limit or error)",
+			    r->id);
+			return MW_V_ERROR;
+		}
+		if (m == M_NO)
+			continue;
+		if (ev->trace != NULL) {
+			struct mw_rule_hit hit = { r->id, r->file, r->line, ph,
+				r->report_only, r->actions_text,
+				r->score_delta };
+
+			ev->trace(ev->trace_arg, &hit);
+		}
+		if (r->report_only) {
+			d->report_only_hit = true;
+			mw_info("%s: rule=%s report-only: would %s",
+			    ev->queue_id != NULL ? ev->queue_id : "NOQUEUE",
+			    r->id, r->actions_text ? r->actions_text : "");
+			continue;
+		}
+		if (ev->fx != NULL)
+			(void)strv_push(&ev->fx->hits, &ev->fx->nhits, r->id);
+		if (apply(r, ev, d, &stopped)) {
+			if (stopped)
+				return MW_V_CONTINUE;
+			return d->verdict;
+		}
+	}
+	return MW_V_CONTINUE;
+}
+
+void *
+mw_rules_match_new(void)
+{
+	return pcre2_match_data_create(1, NULL);
+}
+
+void
+mw_rules_match_free(void *md)
+{
+	if (md != NULL)
+		pcre2_match_data_free(md);
+}

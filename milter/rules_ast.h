@@ -1,0 +1,148 @@
+/*
+ * rules_ast.h -- the compiled form of a ruleset, shared by the parser
+ * (rules.c) and the evaluator (eval.c) only.
+ */
+#ifndef MW_RULES_AST_H
+#define MW_RULES_AST_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "mw_ipset.h"
+#include "mw_rules.h"
+#include "mw_strset.h"
+
+enum field {
+	F_CLIENT_IP,
+	F_CLIENT_NAME,
+	F_LISTENER,
+	F_HELO,
+	F_HELO_ADDRLIT,
+	F_HELO_FQDN,
+	F_TLS,
+	F_TLS_VERSION,
+	F_AUTHENTICATED,
+	F_AUTH_USER,
+	F_AUTH_MECH,
+	F_FROM,
+	F_FROM_LOCAL,
+	F_FROM_DOMAIN,
+	F_RCPT,
+	F_RCPT_LOCAL,
+	F_RCPT_DOMAIN,
+	F_RCPT_COUNT,
+	F_SIZE,
+	F_HEADER_NAME,
+	F_HEADER_VALUE,
+	F_SCORE
+};
+
+enum ftype { FT_STRING, FT_DOMAIN, FT_ADDRESS, FT_IP, FT_NUMBER, FT_BOOL };
+
+enum list_type { L_IP, L_DOMAIN, L_ADDRESS, L_STRING };
+
+struct list {
+	char *name;
+	enum list_type type;
+	struct mw_ipset *ips;
+	struct mw_domset *domains;
+	struct mw_strset *strings; /* address lists: domain part lower-cased */
+	struct list *next;
+};
+
+enum cond_kind {
+	C_TRUE,
+	C_AND,
+	C_OR,
+	C_NOT,
+	C_FIELD_BOOL,  /* field */
+	C_FIELD_EQ,    /* field == str (neg: !=) */
+	C_FIELD_RE,    /* field =~ re (neg: !~) */
+	C_FIELD_IN,    /* field in list */
+	C_FIELD_NUM,   /* field OP num */
+	C_HDR_PRESENT, /* header "X" present (neg: absent) */
+	C_HDR_COUNT,   /* header "X" count OP n */
+	C_HDR_RE,      /* header "X" =~ re (neg: !~) */
+	C_BODY_RE,     /* body =~ re (neg: !~) */
+	C_MACRO_PRESENT,
+	C_MACRO_EQ,
+	C_MACRO_RE,
+	C_VAR_SET,
+	C_VAR_EQ
+};
+
+enum numop { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
+
+struct cond {
+	enum cond_kind kind;
+	struct cond *a, *b; /* AND, OR, NOT */
+	enum field field;
+	bool neg;
+	enum numop op;
+	double num;
+	char *str;       /* compared value, header/macro/var name */
+	char *str2;      /* macro/var value */
+	struct mw_ip ip; /* client.ip == */
+	bool ip_valid;
+	pcre2_code *re;
+	const struct list *list;
+	struct list *inline_list; /* owned, for `in { ... }` */
+};
+
+enum act_kind {
+	A_ACCEPT,
+	A_REJECT,
+	A_TEMPFAIL,
+	A_DISCARD,
+	A_STOP,
+	A_CONTINUE,
+	A_QUARANTINE,
+	A_ADD_HEADER,
+	A_INSERT_HEADER,
+	A_CHANGE_HEADER,
+	A_DELETE_HEADER,
+	A_PREFIX_SUBJECT,
+	A_ADD_RCPT,
+	A_DELETE_RCPT,
+	A_REDIRECT,
+	A_SCORE,
+	A_SET,
+	A_LOG
+};
+
+struct action {
+	enum act_kind kind;
+	char code[4], dsn[16];
+	char *arg1; /* text, header name, address, variable name, label */
+	char *arg2; /* header value, variable value */
+	double num;
+};
+
+struct rule {
+	char *id; /* name, or FILE:LINE */
+	const char *file;
+	unsigned line;
+	enum mw_phase phase;
+	bool report_only;
+	struct cond *when; /* NULL: always */
+	struct action *actions;
+	size_t nactions;
+	char *actions_text; /* for traces */
+	double score_delta;
+};
+
+struct mw_ruleset {
+	struct rule **rules; /* file order */
+	size_t nrules;
+	struct rule **by_phase[MW_PH_COUNT];
+	size_t nby_phase[MW_PH_COUNT];
+	struct list *lists;
+	char **files; /* every file read, for diagnostics lifetime */
+	size_t nfiles;
+	pcre2_match_context *mctx;
+};
+
+#define RE_MATCH_LIMIT 1000000
+#define RE_DEPTH_LIMIT 10000
+
+#endif
