@@ -62,12 +62,14 @@ struct mw_conn {
 	char *helo;
 	struct macro macros[MW_MACROS];
 	size_t nmacros;
-	unsigned long nmsgs; /* messages completed or aborted */
-	bool accepted;       /* a rule accepted the connection */
-	struct mw_fx fx;     /* effects of connect and helo rules */
-	void *match_data;    /* PCRE2 match data of this session */
-	struct mw_msg *msg;  /* NULL outside a message */
-	struct mw_op *ops;   /* decided at the last end of message */
+	unsigned long nmsgs;  /* messages completed or aborted */
+	bool accepted;        /* a rule accepted the connection */
+	struct mw_fx fx;      /* effects of connect and helo rules */
+	void *match_data;     /* PCRE2 match data of this session */
+	struct mw_msg *msg;   /* NULL outside a message */
+	struct mw_fx last_fx; /* the last message's, for mw_conn_fx */
+	bool last_valid;
+	struct mw_op *ops; /* decided at the last end of message */
 	size_t nops;
 	void (*trace)(void *, const struct mw_rule_hit *);
 	void *trace_arg;
@@ -106,7 +108,10 @@ msg_end(struct mw_conn *c)
 	}
 	free(m->headers);
 	free(m->body);
-	mw_fx_clear(&m->fx);
+	/* Kept for mw_conn_fx until the next message starts. */
+	mw_fx_clear(&c->last_fx);
+	c->last_fx = m->fx;
+	c->last_valid = true;
 	free(m);
 	c->msg = NULL;
 }
@@ -145,6 +150,7 @@ mw_conn_free(struct mw_conn *c)
 	free(c->client_addr);
 	free(c->helo);
 	mw_fx_clear(&c->fx);
+	mw_fx_clear(&c->last_fx);
 	mw_rules_match_free(c->match_data);
 	mw_state_unref(c->st);
 	free(c);
@@ -192,7 +198,9 @@ mw_conn_set_trace(struct mw_conn *c,
 const struct mw_fx *
 mw_conn_fx(const struct mw_conn *c)
 {
-	return c->msg != NULL ? &c->msg->fx : &c->fx;
+	if (c->msg != NULL)
+		return &c->msg->fx;
+	return c->last_valid ? &c->last_fx : &c->fx;
 }
 
 /* "{auth_authen}" and "auth_authen" name the same macro. */
@@ -655,6 +663,8 @@ mw_eng_mail(struct mw_conn *c, const char *sender,
 	/* A MAIL without end of message or abort before it: start afresh. */
 	msg_end(c);
 	ops_free(c);
+	mw_fx_clear(&c->last_fx);
+	c->last_valid = false;
 	if ((c->msg = calloc(1, sizeof(*c->msg))) == NULL)
 		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
 	if (!mw_fx_copy(&c->msg->fx, &c->fx))

@@ -34,6 +34,7 @@
 #include <libmilter/mfapi.h>
 
 #include "mw_config.h"
+#include "mw_explain.h"
 #include "mw_glue.h"
 #include "mw_log.h"
 #include "mw_signals.h"
@@ -49,6 +50,8 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: milter-warden [-fnDVh] [-c FILE] [-p SOCKET]\n"
+	    "       milter-warden test [-c FILE] [options] --rcpt ADDR... "
+	    "[MESSAGE-FILE]\n"
 	    "  -c FILE    configuration file (default %s)\n"
 	    "  -f         stay in the foreground, log to stderr\n"
 	    "  -n         check the configuration and what it references, "
@@ -400,6 +403,8 @@ main(int argc, char **argv)
 		pthread_sigmask(SIG_BLOCK, &set, NULL);
 	}
 	conf_path = mw_config_default_path();
+	if (argc > 1 && strcmp(argv[1], "test") == 0)
+		return mw_explain_main(argc - 1, argv + 1, conf_path);
 	while ((ch = getopt(argc, argv, "c:fnp:DVh")) != -1) {
 		switch (ch) {
 		case 'c': conf_path = optarg; break;
