@@ -73,4 +73,22 @@ state_from(const char *dir, const char *conf, struct mw_diag *diag)
 	return st;
 }
 
+/* state_with_rules -- like state_from, with the given rules text. */
+static inline struct mw_state *
+state_with_rules(const char *dir, const char *conf, const char *rules_text,
+    struct mw_diag *diag)
+{
+	char *rules = write_file(dir, "test.rules", rules_text);
+	char *text, *path;
+	struct mw_state *st;
+
+	assert_true(asprintf(&text, "user =\nrules = %s\n%s", rules, conf) > 0);
+	path = write_file(dir, "test.conf", text);
+	st = mw_state_build(path, NULL, diag);
+	free(text);
+	free(path);
+	free(rules);
+	return st;
+}
+
 #endif
