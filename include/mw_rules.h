@@ -172,6 +172,13 @@ enum mw_verdict mw_rules_run(const struct mw_ruleset *rs, enum mw_phase ph,
 /* mw_rules_has_phase -- true if any rule runs at ph (lets the glue skip). */
 bool mw_rules_has_phase(const struct mw_ruleset *rs, enum mw_phase ph);
 
+/*
+ * mw_rules_log_counters -- log how often each rule matched while the
+ * ruleset ran (called when a state is retired: reload or stop).
+ */
+void mw_rules_log_counters(const struct mw_ruleset *rs,
+    unsigned long generation);
+
 /* Match data for one thread or session: free with mw_rules_match_free. */
 void *mw_rules_match_new(void);
 void mw_rules_match_free(void *md);

@@ -22,6 +22,7 @@
 struct mw_state {
 	atomic_uint refs;
 	unsigned long generation; /* 1 for the first load, +1 per reload */
+	bool published;           /* was current once: log its counters */
 	struct mw_config *cfg;    /* owned */
 	struct mw_ruleset *rules; /* owned */
 };

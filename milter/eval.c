@@ -761,12 +761,18 @@ mw_rules_run(const struct mw_ruleset *rs, enum mw_phase ph, struct mw_eval *ev,
 			ev->trace(ev->trace_arg, &hit);
 		}
 		if (r->report_only) {
+			atomic_fetch_add_explicit(&((struct rule *)r)
+						       ->report_hits,
+			    1, memory_order_relaxed);
 			d->report_only_hit = true;
 			mw_info("%s: rule=%s report-only: would %s",
 			    ev->queue_id != NULL ? ev->queue_id : "NOQUEUE",
 			    r->id, r->actions_text ? r->actions_text : "");
 			continue;
 		}
+		/* The counters are the only thing evaluation writes. */
+		atomic_fetch_add_explicit(&((struct rule *)r)->hits, 1,
+		    memory_order_relaxed);
 		if (ev->fx != NULL)
 			(void)strv_push(&ev->fx->hits, &ev->fx->nhits, r->id);
 		if (apply(r, ev, d, &stopped)) {
@@ -789,4 +795,40 @@ mw_rules_match_free(void *md)
 {
 	if (md != NULL)
 		pcre2_match_data_free(md);
+}
+
+void
+mw_rules_log_counters(const struct mw_ruleset *rs, unsigned long generation)
+{
+	char line[2048], item[1300];
+	size_t i, o = 0;
+	bool any = false;
+
+	line[0] = '\0';
+	for (i = 0; i < rs->nrules; i++) {
+		const struct rule *r = rs->rules[i];
+		unsigned long h = atomic_load(&r->hits);
+		unsigned long ro = atomic_load(&r->report_hits);
+		size_t n;
+
+		if (h == 0 && ro == 0)
+			continue;
+		if (ro > 0)
+			snprintf(item, sizeof(item),
+			    " %.1200s=%lu(report-only)", r->id, ro);
+		else
+			snprintf(item, sizeof(item), " %.1200s=%lu", r->id, h);
+		n = strlen(item);
+		/* A full line goes out; counting goes on in the next. */
+		if (o + n >= sizeof(line)) {
+			mw_info("rule counters (generation %lu):%s", generation,
+			    line);
+			o = 0;
+		}
+		memcpy(line + o, item, n + 1);
+		o += n;
+		any = true;
+	}
+	mw_info("rule counters (generation %lu):%s", generation,
+	    any ? line : " no rule matched");
 }

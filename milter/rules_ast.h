@@ -5,6 +5,8 @@
 #ifndef MW_RULES_AST_H
 #define MW_RULES_AST_H
 
+#include <stdatomic.h>
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -119,7 +121,9 @@ struct action {
 };
 
 struct rule {
-	char *id; /* name, or FILE:LINE */
+	atomic_ulong hits;        /* enforced matches, for the counters */
+	atomic_ulong report_hits; /* report-only matches */
+	char *id;                 /* name, or FILE:LINE */
 	const char *file;
 	unsigned line;
 	enum mw_phase phase;

@@ -60,6 +60,7 @@ mw_state_publish(struct mw_state *st)
 	old = current;
 	if (old != NULL)
 		st->generation = old->generation + 1;
+	st->published = true;
 	current = st;
 	pthread_mutex_unlock(&current_lock);
 	mw_log_set_level((enum mw_log_level)st->cfg->log_level);
@@ -96,6 +97,8 @@ mw_state_unref(struct mw_state *st)
 	assert(atomic_load(&st->refs) > 0);
 	if (atomic_fetch_sub(&st->refs, 1) != 1)
 		return;
+	if (st->published)
+		mw_rules_log_counters(st->rules, st->generation);
 	mw_rules_free(st->rules);
 	mw_config_free(st->cfg);
 	free(st);

@@ -508,6 +508,35 @@ header_and_body_conditions(void **state)
 	evfix_free(f);
 }
 
+static void
+counters_say_how_often_each_rule_matched(void **state)
+{
+	struct evfix *f = evfix_new("rule a at rcpt then set x\n"
+				    "rule b at rcpt when var y then reject\n"
+				    "rule c at rcpt report-only then reject\n");
+	char path[] = "/tmp/mw-unit-log-XXXXXX", buf[512] = "";
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+
+	(void)state;
+	assert_int_equal(mw_rules_run(f->rs, MW_PH_RCPT, &f->ev, &f->d),
+	    MW_V_CONTINUE);
+	assert_int_equal(mw_rules_run(f->rs, MW_PH_RCPT, &f->ev, &f->d),
+	    MW_V_CONTINUE);
+	mw_log_set_level(MW_LOG_INFO);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	mw_rules_log_counters(f->rs, 7);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	mw_log_set_level(MW_LOG_ERROR);
+	assert_true(pread(fd, buf, sizeof(buf) - 1, 0) > 0);
+	close(fd);
+	close(saved);
+	unlink(path);
+	assert_non_null(strstr(buf,
+	    "rule counters (generation 7): a=2 "
+	    "c=2(report-only)\n"));
+	evfix_free(f);
+}
+
 int
 main(void)
 {
@@ -527,6 +556,7 @@ main(void)
 		cmocka_unit_test(stop_ends_the_phase_only),
 		cmocka_unit_test(regex_limit_is_an_error_not_a_miss),
 		cmocka_unit_test(header_and_body_conditions),
+		cmocka_unit_test(counters_say_how_often_each_rule_matched),
 	};
 
 	mw_log_set_level(MW_LOG_ERROR);
