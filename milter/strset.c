@@ -4,9 +4,10 @@
  * A list in the rules language may hold a million names.  Two things keep
  * that cheap.  The member bytes live in one growing arena, so a million
  * members cost a handful of reallocations instead of a million mallocs and
- * their headers.  The table is an array of small slots (hash, offset,
- * length) probed linearly at a load factor of at most 3/4, so a lookup is
- * one hash and usually one or two cache lines, whatever the set size.
+ * their headers.  The table is an array of 8-byte slots (part of the hash
+ * and an arena offset) probed linearly at a load factor of at most 3/4, so
+ * a lookup is one hash, one or two cache lines of table and, on a hash
+ * match, one read of the arena, whatever the set size.
  *
  * The hash is SipHash-1-3 (the variant Rust and CPython use for their hash
  * tables) under a 128-bit key drawn from getrandom(2) for each set: a list
