@@ -62,12 +62,13 @@ struct mw_conn {
 	char *helo;
 	struct macro macros[MW_MACROS];
 	size_t nmacros;
-	unsigned long nmsgs;  /* messages completed or aborted */
-	bool accepted;        /* a rule accepted the connection */
-	struct mw_fx fx;      /* effects of connect and helo rules */
-	void *match_data;     /* PCRE2 match data of this session */
-	struct mw_msg *msg;   /* NULL outside a message */
-	struct mw_fx last_fx; /* the last message's, for mw_conn_fx */
+	unsigned long nmsgs;     /* messages completed or aborted */
+	bool accepted;           /* a rule accepted the connection */
+	struct mw_fx fx;         /* effects of connect and helo rules */
+	struct mw_fx connect_fx; /* of connect rules: each HELO starts here */
+	void *match_data;        /* PCRE2 match data of this session */
+	struct mw_msg *msg;      /* NULL outside a message */
+	struct mw_fx last_fx;    /* the last message's, for mw_conn_fx */
 	bool last_valid;
 	struct mw_op *ops; /* decided at the last end of message */
 	size_t nops;
@@ -150,6 +151,7 @@ mw_conn_free(struct mw_conn *c)
 	free(c->client_addr);
 	free(c->helo);
 	mw_fx_clear(&c->fx);
+	mw_fx_clear(&c->connect_fx);
 	mw_fx_clear(&c->last_fx);
 	mw_rules_match_free(c->match_data);
 	mw_state_unref(c->st);
@@ -219,6 +221,38 @@ macro_key(const char *name, char *key, size_t size)
 	key[len] = '\0';
 	return true;
 }
+
+/*
+ * forget_macros -- drop the macros named in names: a name ending in '_'
+ * stands for every macro that starts with it.
+ */
+static void
+forget_macros(struct mw_conn *c, const char *const *names)
+{
+	size_t i, k;
+
+	for (i = 0; i < c->nmacros;) {
+		bool drop = false;
+
+		for (k = 0; names[k] != NULL && !drop; k++) {
+			size_t n = strlen(names[k]);
+
+			drop = names[k][n - 1] == '_'
+			    ? strncmp(c->macros[i].name, names[k], n) == 0
+			    : strcmp(c->macros[i].name, names[k]) == 0;
+		}
+		if (!drop) {
+			i++;
+			continue;
+		}
+		free(c->macros[i].value);
+		c->macros[i] = c->macros[--c->nmacros];
+	}
+}
+
+/* What describes one message, or one recipient, and must not outlive it. */
+static const char *const message_macros[] = { "i", "mail_", "rcpt_", NULL };
+static const char *const rcpt_macros[] = { "rcpt_", NULL };
 
 bool
 mw_conn_set_macro(struct mw_conn *c, const char *name, const char *value)
@@ -592,7 +626,10 @@ mw_eng_connect(struct mw_conn *c, const char *hostname, const char *addr,
 	mw_debug("NOQUEUE: connect from %s[%s] session=%lx",
 	    hostname ? hostname : "unknown", addr ? addr : "", c->id);
 	eval_setup(c, &ev, NULL);
-	return run_rules(c, MW_PH_CONNECT, &ev, r);
+	if (run_rules(c, MW_PH_CONNECT, &ev, r) == MW_CONTINUE &&
+	    !mw_fx_copy(&c->connect_fx, &c->fx))
+		return mw_engine_failure(c, "out of memory at connect", r);
+	return r->action;
 }
 
 enum mw_action
@@ -609,6 +646,13 @@ mw_eng_helo(struct mw_conn *c, const char *helo, struct mw_reply *r)
 		return MW_REJECT;
 	default: return mw_engine_failure(c, "out of memory at HELO", r);
 	}
+	/*
+	 * EHLO again after STARTTLS: the helo rules judge the new name, not
+	 * the old one plus the new one.
+	 */
+	mw_fx_clear(&c->fx);
+	if (!mw_fx_copy(&c->fx, &c->connect_fx))
+		return mw_engine_failure(c, "out of memory at HELO", r);
 	eval_setup(c, &ev, NULL);
 	return run_rules(c, MW_PH_HELO, &ev, r);
 }
@@ -725,14 +769,18 @@ mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 	}
 	eval_setup(c, &ev, addr);
 	if (run_rules(c, MW_PH_RCPT, &ev, r) != MW_CONTINUE &&
-	    r->action != MW_ACCEPT)
+	    r->action != MW_ACCEPT) {
+		forget_macros(c, rcpt_macros);
 		return r->action;
+	}
 	if ((v = realloc(m->rcpts, (m->nrcpt + 1) * sizeof(*v))) == NULL)
 		return mw_engine_failure(c, "out of memory at RCPT", r);
 	m->rcpts = v;
 	if ((m->rcpts[m->nrcpt] = strdup(addr)) == NULL)
 		return mw_engine_failure(c, "out of memory at RCPT", r);
 	m->nrcpt++;
+	/* Recipient macros describe this recipient only. */
+	forget_macros(c, rcpt_macros);
 	return r->action;
 }
 
@@ -986,7 +1034,18 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 		/* Already logged by run_rules; edits are dropped. */
 		c->nmsgs++;
 		msg_end(c);
+		forget_macros(c, message_macros);
 		return r->action;
+	}
+	/*
+	 * Accepted because evaluation failed (on_internal_error = accept):
+	 * the message passes as it came, not half-judged.
+	 */
+	if (r->rule != NULL && strcmp(r->rule, "on_internal_error") == 0) {
+		c->nmsgs++;
+		msg_end(c);
+		forget_macros(c, message_macros);
+		return MW_ACCEPT;
 	}
 	if (!plan_ops(c)) {
 		ops_free(c);
@@ -1009,6 +1068,7 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 	log_decision(c, MW_LOG_INFO, r, NULL, extra);
 	c->nmsgs++;
 	msg_end(c);
+	forget_macros(c, message_macros);
 	return MW_ACCEPT;
 }
 
@@ -1029,4 +1089,5 @@ mw_eng_abort(struct mw_conn *c)
 	if (c->msg != NULL)
 		c->nmsgs++;
 	msg_end(c);
+	forget_macros(c, message_macros);
 }

@@ -707,7 +707,10 @@ apply(const struct rule *r, struct mw_eval *ev, struct mw_decision *d,
 			    a->num);
 			ok = strv_push(&fx->labels, &fx->nlabels, label);
 			break;
-		case A_SET: ok = fx_set_var(fx, a->arg1, a->arg2); break;
+		case A_SET:
+			interpolate(a->arg2, ev, r->id, text, 999);
+			ok = fx_set_var(fx, a->arg1, text);
+			break;
 		case A_LOG:
 			interpolate(a->arg1, ev, r->id, text, sizeof(text));
 			mw_info("%s: rule=%s log: %s",

@@ -308,9 +308,14 @@ lx_next(struct lexer *lx, struct token *t)
 		size_t start = lx->pos;
 
 		while (lx->pos < lx->len &&
-		    is_word_char((unsigned char)lx->buf[lx->pos]) &&
-		    lx->pos - start < TOKEN_MAX)
+		    is_word_char((unsigned char)lx->buf[lx->pos]))
 			lx_advance(lx);
+		if (lx->pos - start > TOKEN_MAX) {
+			mw_diag_error(lx->diag, lx->file, t->line, t->col,
+			    "word longer than %d bytes", TOKEN_MAX);
+			t->kind = T_BAD;
+			return;
+		}
 		if ((t->text = strndup(lx->buf + start, lx->pos - start)) ==
 		    NULL) {
 			mw_diag_error(lx->diag, lx->file, t->line, t->col,
@@ -334,7 +339,47 @@ struct parser {
 	int cond_depth;
 	/* Per phase: the first unconditional terminal rule, for warnings. */
 	const struct rule *decided[MW_PH_COUNT];
+	char **real; /* canonical paths of the files read so far */
+	size_t nreal;
 };
+
+/*
+ * already_read -- true if path names a file read before (whatever the
+ * spelling: "./a.rules" and "a.rules" are one file); otherwise remembers
+ * it.  A path that cannot be resolved is left to the open to report.
+ */
+static bool
+already_read(struct parser *p, const char *path)
+{
+	char *real = realpath(path, NULL), **v;
+	size_t i;
+
+	if (real == NULL)
+		return false;
+	for (i = 0; i < p->nreal; i++) {
+		if (strcmp(p->real[i], real) == 0) {
+			free(real);
+			return true;
+		}
+	}
+	if ((v = realloc(p->real, (p->nreal + 1) * sizeof(*v))) == NULL) {
+		free(real);
+		return false;
+	}
+	p->real = v;
+	p->real[p->nreal++] = real;
+	return false;
+}
+
+static void
+forget_read(struct parser *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nreal; i++)
+		free(p->real[i]);
+	free(p->real);
+}
 
 static void
 next(struct parser *p)
@@ -395,6 +440,14 @@ expect_word(struct parser *p, const char *w, const char *context)
 	}
 	return err(p, "expected \"%s\" %s, found %s", w, context,
 	    tok_desc(&p->tok));
+}
+
+/* is_statement -- the lookahead starts a statement. */
+static bool
+is_statement(const struct parser *p)
+{
+	return is_word(p, "rule") || is_word(p, "list") ||
+	    is_word(p, "include");
 }
 
 /* take_text -- the lookahead's text, taken over by the caller. */
@@ -911,9 +964,13 @@ parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
 		if (c->list->type != list_type_for(f->type) &&
 		    !(f->type == FT_ADDRESS && c->list->type == L_STRING)) {
 			err(p,
-			    "%s needs a list of type %s; \"%s\" is a %s list",
+			    "%s needs a list of type %s; \"%s\" is %s %s list",
 			    f->name, list_type_name(list_type_for(f->type)),
-			    c->list->name, list_type_name(c->list->type));
+			    c->list->name,
+			    c->list->type == L_IP || c->list->type == L_ADDRESS
+				? "an"
+				: "a",
+			    list_type_name(c->list->type));
 			cond_free(c);
 			return NULL;
 		}
@@ -1445,7 +1502,8 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 			    "-1.5, found %s",
 			    tok_desc(&p->tok));
 		next(p);
-		if (p->tok.kind != T_WORD && p->tok.kind != T_STRING)
+		if ((p->tok.kind != T_WORD && p->tok.kind != T_STRING) ||
+		    is_statement(p))
 			return err(p,
 			    "expected a label after the score, found "
 			    "%s",
@@ -1459,7 +1517,7 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 		a->arg1 = take_text(p);
 		return true;
 	case A_SET:
-		if (p->tok.kind != T_WORD)
+		if (p->tok.kind != T_WORD || is_statement(p))
 			return err(p, "expected a variable name, found %s",
 			    tok_desc(&p->tok));
 		a->arg1 = take_text(p);
@@ -1506,6 +1564,43 @@ add_rule(struct mw_ruleset *rs, struct rule *r)
 	rs->rules = v;
 	rs->rules[rs->nrules++] = r;
 	return true;
+}
+
+/*
+ * display_text -- source text [start, end) for display: comments dropped,
+ * white space folded to one space, at most 300 bytes.
+ */
+static char *
+display_text(const char *start, const char *end)
+{
+	char *out = malloc(302);
+	bool in_string = false, space = false;
+	size_t o = 0;
+	const char *q;
+
+	if (out == NULL)
+		return NULL;
+	for (q = start; q < end && o < 300; q++) {
+		if (!in_string && *q == '#') {
+			while (q < end && *q != '\n')
+				q++;
+			space = o > 0;
+			continue;
+		}
+		if (!in_string && isspace((unsigned char)*q)) {
+			space = o > 0;
+			continue;
+		}
+		if (space) {
+			out[o++] = ' ';
+			space = false;
+		}
+		if (*q == '"' && (q == start || q[-1] != '\\'))
+			in_string = !in_string;
+		out[o++] = *q;
+	}
+	out[o] = '\0';
+	return out;
 }
 
 static void
@@ -1599,19 +1694,10 @@ parse_rule(struct parser *p)
 	/* The actions as written, for traces: up to the next token. */
 	{
 		const char *end = p->lx.buf + p->lx.pos;
-		size_t n;
 
 		if (p->tok.kind != T_EOF)
 			end -= p->tok.len + (p->tok.kind == T_STRING ? 2 : 0);
-		while (end > actions_start && isspace((unsigned char)end[-1]))
-			end--;
-		n = end > actions_start ? (size_t)(end - actions_start) : 0;
-		if (n > 300)
-			n = 300;
-		r->actions_text = strndup(actions_start, n);
-		for (i = 0; r->actions_text != NULL && r->actions_text[i]; i++)
-			if (isspace((unsigned char)r->actions_text[i]))
-				r->actions_text[i] = ' ';
+		r->actions_text = display_text(actions_start, end);
 	}
 	if (p->tok.kind != T_EOF && !is_word(p, "rule") &&
 	    !is_word(p, "list") && !is_word(p, "include")) {
@@ -1736,7 +1822,7 @@ parse_include(struct parser *p)
 {
 	unsigned line, col;
 	char *path, *buf;
-	size_t len, i;
+	size_t len;
 
 	next(p); /* include */
 	if (p->tok.kind != T_STRING) {
@@ -1757,14 +1843,11 @@ parse_include(struct parser *p)
 		free(path);
 		return;
 	}
-	for (i = 0; i < p->rs->nfiles; i++) {
-		if (strcmp(p->rs->files[i], path) == 0) {
-			mw_diag_error(p->diag, p->lx.file, line, col,
-			    "%s is already read (included twice or in a cycle)",
-			    path);
-			free(path);
-			return;
-		}
+	if (already_read(p, path)) {
+		mw_diag_error(p->diag, p->lx.file, line, col,
+		    "%s is already read (included twice or in a cycle)", path);
+		free(path);
+		return;
 	}
 	if ((buf = read_file(p->diag, path, &len, p->lx.file, line, col)) !=
 	    NULL) {
@@ -1885,6 +1968,7 @@ mw_rules_parse(const char *name, const char *buf, size_t len,
 		return NULL;
 	}
 	parse_buffer(&p, name, buf, len);
+	forget_read(&p);
 	return finish(p.rs, diag, errors);
 }
 
@@ -1902,13 +1986,20 @@ mw_rules_load(char *const *files, size_t n, struct mw_diag *diag)
 	}
 	for (i = 0; i < n; i++) {
 		size_t len;
-		char *buf = read_file(diag, files[i], &len, NULL, 0, 0);
+		char *buf;
 
-		if (buf == NULL)
+		if (already_read(&p, files[i])) {
+			mw_diag_error(diag, files[i], 0, 0,
+			    "rules file named twice (or included by an earlier "
+			    "one)");
+			continue;
+		}
+		if ((buf = read_file(diag, files[i], &len, NULL, 0, 0)) == NULL)
 			continue;
 		parse_buffer(&p, files[i], buf, len);
 		free(buf);
 	}
+	forget_read(&p);
 	return finish(p.rs, diag, errors);
 }
 

@@ -340,6 +340,76 @@ esmtp_size_is_a_condition(void **state)
 	pfix_free(f);
 }
 
+static void
+second_helo_replaces_the_first(void **state)
+{
+	struct pfix *f = pfix_new("",
+	    "rule nohelo at helo when not helo.fqdn then score +3 bad_helo\n"
+	    "rule over at rcpt when score > 3 then reject\n");
+
+	(void)state;
+	assert_int_equal(mw_eng_connect(f->c, "x", "198.51.100.7", &f->r),
+	    MW_CONTINUE);
+	/* EHLO, STARTTLS, EHLO again: scored once, not twice. */
+	assert_int_equal(mw_eng_helo(f->c, "localhost", &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_helo(f->c, "localhost", &f->r), MW_CONTINUE);
+	mw_eng_mail(f->c, "<a@b.example>", NULL, &f->r);
+	assert_int_equal(mw_eng_rcpt(f->c, "<c@d.example>", &f->r),
+	    MW_CONTINUE);
+	pfix_free(f);
+}
+
+static void
+message_macros_do_not_outlive_the_message(void **state)
+{
+	struct pfix *f = pfix_new("", "");
+
+	(void)state;
+	session_start(f, "198.51.100.7");
+	assert_true(mw_conn_set_macro(f->c, "{daemon_name}", "smtpd"));
+	assert_true(mw_conn_set_macro(f->c, "{mail_addr}", "a@b.example"));
+	mw_eng_mail(f->c, "<a@b.example>", NULL, &f->r);
+	assert_true(mw_conn_set_macro(f->c, "{rcpt_addr}", "c@d.example"));
+	mw_eng_rcpt(f->c, "<c@d.example>", &f->r);
+	/* Recipient macros describe one recipient. */
+	assert_null(mw_conn_macro(f->c, "rcpt_addr"));
+	assert_true(mw_conn_set_macro(f->c, "i", "4ABCDEF"));
+	mw_eng_data(f->c, &f->r);
+	mw_eng_eoh(f->c, &f->r);
+	assert_int_equal(mw_eng_eom(f->c, &f->r), MW_ACCEPT);
+	/* The next message must not log the last one's queue id. */
+	assert_null(mw_conn_macro(f->c, "i"));
+	assert_null(mw_conn_macro(f->c, "mail_addr"));
+	assert_string_equal(mw_conn_macro(f->c, "daemon_name"), "smtpd");
+	pfix_free(f);
+}
+
+static void
+accept_after_an_evaluation_error_changes_nothing(void **state)
+{
+	struct pfix *f = pfix_new("on_internal_error = accept\n",
+	    "rule tag at eoh then add-header \"X-Tag\" \"1\"\n"
+	    "rule slow at eom when header \"Subject\" =~ /^(a+)+$/ then "
+	    "reject\n");
+	char value[4096];
+	size_t n;
+
+	(void)state;
+	memset(value, 'a', sizeof(value) - 2);
+	value[sizeof(value) - 2] = '!';
+	value[sizeof(value) - 1] = '\0';
+	session_start(f, "198.51.100.7");
+	mw_eng_mail(f->c, "<a@b.example>", NULL, &f->r);
+	mw_eng_rcpt(f->c, "<c@d.example>", &f->r);
+	mw_eng_data(f->c, &f->r);
+	mw_eng_header(f->c, "Subject", value, &f->r);
+	mw_eng_eoh(f->c, &f->r);
+	assert_int_equal(mw_eng_eom(f->c, &f->r), MW_ACCEPT);
+	(void)mw_conn_ops(f->c, &n);
+	assert_int_equal(n, 0);
+	pfix_free(f);
+}
+
 int
 main(void)
 {
@@ -355,6 +425,10 @@ main(void)
 		cmocka_unit_test(body_match_spans_chunk_boundaries),
 		cmocka_unit_test(body_beyond_the_scan_limit_is_not_matched),
 		cmocka_unit_test(esmtp_size_is_a_condition),
+		cmocka_unit_test(second_helo_replaces_the_first),
+		cmocka_unit_test(message_macros_do_not_outlive_the_message),
+		cmocka_unit_test(
+		    accept_after_an_evaluation_error_changes_nothing),
 	};
 
 	mw_log_set_level(MW_LOG_ERROR);

@@ -537,6 +537,90 @@ counters_say_how_often_each_rule_matched(void **state)
 	evfix_free(f);
 }
 
+static void
+keywords_are_not_taken_as_names(void **state)
+{
+	static const char *const want[] = {
+		"t.rules:2:1: expected a variable name, found rule",
+		"t.rules:4:1: expected a label after the score, found rule",
+		"t.rules:6:39: client.name needs a list of type domain; \"x\" is "
+		"an ip list",
+		NULL
+	};
+
+	(void)state;
+	expect_diags("rule a at eom then set\n"
+		     "rule b at helo then accept\n"
+		     "rule c at eom then score +1\n"
+		     "rule d at mail then accept\n"
+		     "list x ip { 1.2.3.4 }\n"
+		     "rule e at connect when client.name in x then accept\n",
+	    want, false);
+}
+
+static void
+overlong_word_is_an_error_not_two_words(void **state)
+{
+	static const char *const want[] = {
+		"t.rules:1:1: word longer than 65535 bytes", NULL
+	};
+	char *text = malloc(70001);
+
+	(void)state;
+	memset(text, 'w', 70000);
+	text[70000] = '\0';
+	expect_diags(text, want, false);
+	free(text);
+}
+
+static void
+include_cycle_through_another_spelling_is_found(void **state)
+{
+	char *dir = tmpdir_make(), *a, *want;
+	struct mw_diag d;
+
+	(void)state;
+	a = write_file(dir, "a.rules", "include \"./b.rules\"\n");
+	free(write_file(dir, "b.rules", "include \"./a.rules\"\n"));
+	mw_diag_init(&d);
+	assert_null(mw_rules_load(&a, 1, &d));
+	assert_int_equal(d.nerrors, 1);
+	assert_true(asprintf(&want,
+			"%s/./b.rules:1:9: %s/././a.rules is already "
+			"read (included twice or in a cycle)",
+			dir, dir) > 0);
+	assert_string_equal(d.v[0].text, want);
+	free(want);
+	free(a);
+	mw_diag_free(&d);
+	tmpdir_remove(dir);
+}
+
+static const char *traced_actions;
+
+static void
+remember_actions(void *arg, const struct mw_rule_hit *hit)
+{
+	(void)arg;
+	traced_actions = hit->actions;
+}
+
+static void
+traced_actions_leave_comments_out(void **state)
+{
+	struct evfix *f = evfix_new("rule a at rcpt then set x # why x\n"
+				    "  , score +1 \"l\" # and a label\n"
+				    "# a comment between rules\n"
+				    "rule b at eom then accept\n");
+
+	(void)state;
+	f->ev.trace = remember_actions;
+	assert_int_equal(mw_rules_run(f->rs, MW_PH_RCPT, &f->ev, &f->d),
+	    MW_V_CONTINUE);
+	assert_string_equal(traced_actions, "set x , score +1 \"l\"");
+	evfix_free(f);
+}
+
 int
 main(void)
 {
@@ -557,6 +641,11 @@ main(void)
 		cmocka_unit_test(regex_limit_is_an_error_not_a_miss),
 		cmocka_unit_test(header_and_body_conditions),
 		cmocka_unit_test(counters_say_how_often_each_rule_matched),
+		cmocka_unit_test(keywords_are_not_taken_as_names),
+		cmocka_unit_test(overlong_word_is_an_error_not_two_words),
+		cmocka_unit_test(
+		    include_cycle_through_another_spelling_is_found),
+		cmocka_unit_test(traced_actions_leave_comments_out),
 	};
 
 	mw_log_set_level(MW_LOG_ERROR);
