@@ -939,6 +939,12 @@ header_first(const struct mw_msg *m, const char *name)
 	return NULL;
 }
 
+static bool
+is_subject_change(const struct mw_edit *e)
+{
+	return e->kind == MW_EDIT_CHANGE && strcasecmp(e->name, "Subject") == 0;
+}
+
 /*
  * plan_ops -- turn the message's effects into MTA operations.  Header
  * deletions go from the highest index down, so that each index still
@@ -966,6 +972,9 @@ plan_ops(struct mw_conn *c)
 			    0);
 			break;
 		case MW_EDIT_CHANGE:
+			/* With a prefix, the Subject op below carries it. */
+			if (fx->subject_prefix != NULL && is_subject_change(e))
+				break;
 			ok = header_count(m, e->name) > 0
 			    ? op_add(c, MW_OP_CHANGE_HEADER, e->name, e->value,
 				  1)
@@ -976,25 +985,34 @@ plan_ops(struct mw_conn *c)
 				ok = op_add(c, MW_OP_CHANGE_HEADER, e->name,
 				    NULL, k);
 			break;
+		/* A redirect replaces every recipient, added ones too. */
 		case MW_EDIT_ADD_RCPT:
-			ok = op_add(c, MW_OP_ADD_RCPT, e->name, NULL, 0);
+			if (fx->redirect == NULL)
+				ok =
+				    op_add(c, MW_OP_ADD_RCPT, e->name, NULL, 0);
 			break;
 		case MW_EDIT_DELETE_RCPT:
-			ok = op_add(c, MW_OP_DELETE_RCPT, e->name, NULL, 0);
+			if (fx->redirect == NULL)
+				ok = op_add(c, MW_OP_DELETE_RCPT, e->name, NULL,
+				    0);
 			break;
 		}
 		if (!ok)
 			return false;
 	}
 	if (fx->subject_prefix != NULL) {
-		const char *old = header_first(m, "Subject");
+		const char *orig = header_first(m, "Subject"), *base = orig;
 		char *subj;
 		bool ok;
 
+		/* The prefix goes on the Subject as rules left it. */
+		for (i = 0; i < fx->nedits; i++)
+			if (is_subject_change(&fx->edits[i]))
+				base = fx->edits[i].value;
 		if (asprintf(&subj, "%s%s", fx->subject_prefix,
-			old != NULL ? old : "") < 0)
+			base != NULL ? base : "") < 0)
 			return false;
-		ok = old != NULL
+		ok = orig != NULL
 		    ? op_add(c, MW_OP_CHANGE_HEADER, "Subject", subj, 1)
 		    : op_add(c, MW_OP_ADD_HEADER, "Subject", subj, 0);
 		free(subj);

@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -320,9 +322,11 @@ is_address_literal(const char *s)
 		return false;
 	memcpy(inner, s + 1, len - 2);
 	inner[len - 2] = '\0';
+	/* RFC 5321: IPv6 literals are tagged, "[IPv6:2001:db8::1]". */
 	if (strncasecmp(inner, "IPv6:", 5) == 0)
-		memmove(inner, inner + 5, strlen(inner + 5) + 1);
-	return mw_ip_parse(inner, &ip);
+		return mw_ip_parse(inner + 5, &ip) && ip.family == AF_INET6;
+	return mw_ip_parse(inner, &ip) && ip.family == AF_INET &&
+	    strchr(inner, ':') == NULL;
 }
 
 static bool
@@ -686,11 +690,21 @@ apply(const struct rule *r, struct mw_eval *ev, struct mw_decision *d,
 		case A_DELETE_HEADER:
 			ok = fx_edit(fx, MW_EDIT_DELETE, a->arg1, NULL);
 			break;
-		case A_PREFIX_SUBJECT:
+		case A_PREFIX_SUBJECT: {
+			/* A later prefix goes in front of an earlier one. */
+			char *stacked;
+
 			interpolate(a->arg1, ev, r->id, text, 999);
+			if (asprintf(&stacked, "%s%s", text,
+				fx->subject_prefix ? fx->subject_prefix : "") <
+			    0) {
+				ok = false;
+				break;
+			}
 			free(fx->subject_prefix);
-			ok = (fx->subject_prefix = strdup(text)) != NULL;
+			fx->subject_prefix = stacked;
 			break;
+		}
 		case A_ADD_RCPT:
 			ok = fx_edit(fx, MW_EDIT_ADD_RCPT, a->arg1, NULL);
 			break;

@@ -131,20 +131,58 @@ usage(FILE *fp)
 	    "             5 quarantined, 1 usage or configuration error\n");
 }
 
-/* JSON string output, every byte that needs it escaped. */
+/* utf8_len -- length of a valid UTF-8 sequence at s, 0 if invalid. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+	unsigned long cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/*
+ * json_str -- a JSON string: UTF-8 passes through, control characters
+ * are escaped, and a byte that is not valid UTF-8 becomes U+FFFD (mail
+ * text is not always UTF-8; the JSON must stay valid).
+ */
 static void
 json_str(FILE *fp, const char *s)
 {
-	fputc('"', fp);
-	for (; s != NULL && *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
+	const unsigned char *p = (const unsigned char *)s;
 
-		if (ch == '"' || ch == '\\')
-			fprintf(fp, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(fp, "\\u%04x", ch);
+	fputc('"', fp);
+	while (p != NULL && *p != '\0') {
+		size_t n = utf8_len(p);
+
+		if (*p == '"' || *p == '\\')
+			fprintf(fp, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(fp, "\\u%04x", *p);
+		else if (n == 0)
+			fputs("\\ufffd", fp);
 		else
-			fputc(ch, fp);
+			fwrite(p, 1, n, fp);
+		p += n == 0 ? 1 : n;
 	}
 	fputc('"', fp);
 }

@@ -450,6 +450,39 @@ is_statement(const struct parser *p)
 	    is_word(p, "include");
 }
 
+/*
+ * name_here -- can the lookahead be a name (of a variable, a label)?  A
+ * statement keyword is one only when what follows cannot continue a
+ * statement that it would start: "set rule, ..." names a variable "rule",
+ * while in "set\nrule x at ..." the variable name is missing.  Peeking
+ * costs one token of lexing, with diagnostics silenced (the real pass
+ * reports them).
+ */
+static bool
+name_here(struct parser *p)
+{
+	struct lexer saved = p->lx;
+	struct mw_diag quiet;
+	struct token t;
+	bool name;
+
+	if (p->tok.kind != T_WORD)
+		return p->tok.kind == T_STRING;
+	if (!is_statement(p))
+		return true;
+	mw_diag_init(&quiet);
+	p->lx.diag = &quiet;
+	lx_next(&p->lx, &t);
+	p->lx = saved;
+	mw_diag_free(&quiet);
+	name = t.kind == T_COMMA || t.kind == T_STRING || t.kind == T_EOF ||
+	    (t.kind == T_WORD &&
+		(strcmp(t.text, "rule") == 0 || strcmp(t.text, "list") == 0 ||
+		    strcmp(t.text, "include") == 0));
+	free(t.text);
+	return name;
+}
+
 /* take_text -- the lookahead's text, taken over by the caller. */
 static char *
 take_text(struct parser *p)
@@ -727,7 +760,7 @@ parse_list(struct parser *p)
 	size_t t;
 
 	next(p); /* list */
-	if (p->tok.kind != T_WORD) {
+	if (p->tok.kind != T_WORD && p->tok.kind != T_STRING) {
 		err(p, "expected a list name, found %s", tok_desc(&p->tok));
 		return recover(p);
 	}
@@ -947,7 +980,7 @@ parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
 			c->list = c->inline_list;
 			return c;
 		}
-		if (p->tok.kind != T_WORD) {
+		if (p->tok.kind != T_WORD && p->tok.kind != T_STRING) {
 			err(p, "expected a list name or \"{\", found %s",
 			    tok_desc(&p->tok));
 			cond_free(c);
@@ -1502,8 +1535,7 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 			    "-1.5, found %s",
 			    tok_desc(&p->tok));
 		next(p);
-		if ((p->tok.kind != T_WORD && p->tok.kind != T_STRING) ||
-		    is_statement(p))
+		if (!name_here(p))
 			return err(p,
 			    "expected a label after the score, found "
 			    "%s",
@@ -1517,7 +1549,7 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 		a->arg1 = take_text(p);
 		return true;
 	case A_SET:
-		if (p->tok.kind != T_WORD || is_statement(p))
+		if (p->tok.kind != T_WORD || !name_here(p))
 			return err(p, "expected a variable name, found %s",
 			    tok_desc(&p->tok));
 		a->arg1 = take_text(p);
