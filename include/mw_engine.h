@@ -41,8 +41,8 @@ struct mw_reply {
 
 /* Longest envelope address or macro value kept (RFC 5321 path is 256). */
 #define MW_ADDR_MAX  1024
-#define MW_MACRO_MAX 1024
-#define MW_MACROS    48
+#define MW_MACRO_MAX 4096
+#define MW_MACROS    64
 
 struct mw_conn;
 

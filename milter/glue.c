@@ -31,6 +31,7 @@ struct session {
 };
 
 static atomic_uint active_sessions;
+static atomic_bool refusing; /* stopping: no new sessions */
 
 /*
  * The macros the policy may use, per stage.  They are requested in
@@ -53,6 +54,12 @@ unsigned
 mw_glue_active(void)
 {
 	return atomic_load(&active_sessions);
+}
+
+void
+mw_glue_refuse_new(void)
+{
+	atomic_store(&refusing, true);
 }
 
 static struct session *
@@ -182,6 +189,8 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 
 	(void)f2;
 	(void)f3;
+	if (atomic_load(&refusing))
+		return SMFIS_REJECT; /* stopping: the MTA's default applies */
 	if ((s = session_get(ctx)) == NULL)
 		return SMFIS_REJECT; /* libmilter: refuse this connection */
 	*pf0 = f0 & want_actions;

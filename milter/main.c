@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 static const char *conf_path;
 static const char *overrides[3]; /* "socket", value, NULL */
 static int ready_fd = -1;        /* background mode: tell the parent */
+static atomic_bool drained;      /* drain() ran and removed the socket */
 
 static void
 usage(FILE *fp)
@@ -358,24 +360,48 @@ reload(void)
 	mw_diag_free(&diag);
 }
 
-/* After libmilter stopped listening: let sessions in flight finish. */
+/*
+ * drain -- on SIGTERM or SIGINT, before libmilter is told to stop: new MTA
+ * connections are declined (and a unix socket is removed, so that they
+ * fail at once), and sessions in flight get up to shutdown_timeout
+ * seconds to finish.  A second SIGTERM or SIGINT stops at once.  Runs in
+ * libmilter's signal thread (see signals.c).
+ */
 static void
-drain(unsigned long timeout)
+drain(const sigset_t *set)
 {
-	struct timespec tick = { 0, 50 * 1000 * 1000 };
+	struct mw_state *st = mw_state_current();
+	unsigned long timeout = st != NULL ? st->cfg->shutdown_timeout : 0;
+	const char *path = st != NULL ? socket_path(st->cfg->socket) : NULL;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
 	time_t deadline = time(NULL) + (time_t)timeout;
 	unsigned n;
 
+	mw_glue_refuse_new();
+	if (path != NULL)
+		(void)unlink(path);
+	atomic_store(&drained, true);
 	if ((n = mw_glue_active()) > 0)
-		mw_notice("stopping: waiting up to %lus for %u sessions in "
-			  "flight",
+		mw_notice("stopping: new connections refused; waiting up to "
+			  "%lus for %u sessions in flight",
 		    timeout, n);
-	while ((n = mw_glue_active()) > 0 && time(NULL) < deadline)
-		nanosleep(&tick, NULL);
-	if (n > 0)
+	while ((n = mw_glue_active()) > 0 && time(NULL) < deadline) {
+		int s = sigtimedwait(set, NULL, &tick);
+
+		if (s == SIGTERM || s == SIGINT) {
+			mw_warn("stopping: second signal, not waiting for %u "
+				"sessions in flight",
+			    n);
+			break;
+		}
+		if (s == SIGHUP)
+			mw_notice("stopping: SIGHUP ignored");
+	}
+	if (n > 0 && time(NULL) >= deadline)
 		mw_warn("stopping: %u sessions still open after %lus; the MTA "
 			"applies its milter_default_action to them",
 		    n, timeout);
+	mw_state_unref(st);
 }
 
 int
@@ -486,7 +512,7 @@ main(int argc, char **argv)
 	 * keeps its own reference for cfg, which a reload may replace.
 	 */
 	mw_state_publish(mw_state_ref(st));
-	if (!mw_signals_start(reload))
+	if (!mw_signals_start(reload, drain))
 		startup_fail("cannot set up signal handling");
 
 	mw_info("ready: serving on %s as %s (generation 1)", cfg->socket,
@@ -500,18 +526,15 @@ main(int argc, char **argv)
 		detach_stdio();
 	}
 
+	/* Returns once drain() let libmilter stop (or on a listener error). */
 	rc = smfi_main();
-	{
-		/* shutdown_timeout may have been reloaded: use the latest. */
-		struct mw_state *now = mw_state_current();
-
-		drain(now != NULL ? now->cfg->shutdown_timeout
-				  : cfg->shutdown_timeout);
-		mw_state_unref(now);
-	}
 	if (cfg->pidfile[0] != '\0')
 		(void)unlink(cfg->pidfile);
-	if (socket_path(cfg->socket) != NULL)
+	/*
+	 * Once drained, the path may already belong to a new instance
+	 * started meanwhile: leave it alone.
+	 */
+	if (!atomic_load(&drained) && socket_path(cfg->socket) != NULL)
 		(void)unlink(socket_path(cfg->socket));
 	mw_info("stopped%s",
 	    rc == MI_SUCCESS ? ""

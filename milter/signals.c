@@ -31,6 +31,7 @@ static pthread_cond_t reload_cond = PTHREAD_COND_INITIALIZER;
 static bool reload_pending; /* guarded by reload_lock */
 static bool reload_ready;   /* guarded by reload_lock */
 static void (*reload_fn)(void);
+static void (*drain_fn)(const sigset_t *set);
 
 static void
 request_reload(void)
@@ -62,9 +63,12 @@ sigwait(const sigset_t *set, int *sig)
 			continue;
 		}
 		/*
-		 * libmilter aborts sessions in flight on SIGINT; an
-		 * administrator's Ctrl-C should stop as gently as SIGTERM.
+		 * libmilter ends every session at its next command once it
+		 * is told to stop (and aborts them on SIGINT), so it is told
+		 * only after the drain.  Ctrl-C stops as gently as SIGTERM.
 		 */
+		if ((s == SIGTERM || s == SIGINT) && ready && drain_fn != NULL)
+			drain_fn(set);
 		*sig = s == SIGINT ? SIGTERM : s;
 		return 0;
 	}
@@ -86,7 +90,7 @@ reload_thread(void *arg)
 }
 
 bool
-mw_signals_start(void (*reload)(void))
+mw_signals_start(void (*reload)(void), void (*drain)(const sigset_t *set))
 {
 	pthread_attr_t attr;
 	pthread_t tid;
@@ -102,6 +106,7 @@ mw_signals_start(void (*reload)(void))
 		return false;
 	}
 	reload_fn = reload;
+	drain_fn = drain;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	rc = pthread_create(&tid, &attr, reload_thread, NULL);

@@ -1,0 +1,721 @@
+# shellcheck shell=bash disable=SC2119,SC2120
+# tests/integration/lib.sh — end-to-end harness for milter-warden behind a real Postfix.
+#
+# A test script sources this file, calls it_init, then starts what it needs:
+#
+#     . "$(dirname "$0")/lib.sh"
+#     it_init
+#     mw_config max_recipients=2      # write the daemon's configuration
+#     it_start                        # sink, then milter-warden, then Postfix
+#     ...send mail, assert...
+#
+# Everything lives in one temporary directory ($T, mktemp -d under /tmp):
+#   $T/pf/            private Postfix configuration: main.cf, master.cf, transport
+#   $T/spool/, $T/data/  its queue_directory and data_directory (outside $T/pf: Postfix wants
+#                     everything under its configuration directory owned by root)
+#   $T/sink/msg.*     every message Postfix delivered (smtp-sink -d), one file each
+#   $T/run/           milter-warden socket and pidfile (owned by the milter-warden user)
+#   $T/mw.conf        the daemon's configuration ($MW_CONF)
+#   $T/log/           mw.log (daemon stderr), maillog (Postfix), sink.log, valgrind.*.log
+#   $T/msg/, $T/out/  messages the test sends and the SMTP transcripts
+# The system Postfix instance is never touched. An EXIT trap stops every process the harness
+# started (Postfix master, milter-warden, smtp-sink, SMTP sessions) however the test ends;
+# the directory is removed after a pass and kept (path printed) after a failure or with
+# MW_KEEP=1.
+#
+# Environment:
+#   MW_BIN       daemon binary (default: $top/milter/milter-warden)
+#   MW_VALGRIND  1 = run the daemon under valgrind; any valgrind error fails the test
+#   MW_KEEP      1 = keep $T even when the test passes
+#
+# Needs root (the Postfix master runs as root; milter-warden starts as root and drops to
+# the milter-warden user, which it_init creates when missing).
+
+set -euo pipefail
+
+MW_TOP=${MW_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+MW_BIN=${MW_BIN:-$MW_TOP/milter/milter-warden}
+MW_VALGRIND=${MW_VALGRIND:-0}
+MW_KEEP=${MW_KEEP:-0}
+MW_USER=milter-warden
+HARNESS_PY="$MW_TOP/tests/integration/harness.py"
+# Debian's python3, not whatever a version manager put first on PATH.
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=$(command -v python3)
+HELO=client.mw-test.example
+# Waits are bounded; valgrind makes the daemon several times slower.
+SCALE=1
+[[ $MW_VALGRIND == 1 ]] && SCALE=5
+
+T=
+MW_PID=
+MW_CONF=
+MW_LOG=
+SINK_PID=
+PF_DIR=
+PF_STARTED=0
+SMTPD_PORT=
+SINK_PORT=
+CHAT_PID=
+CHAT_IN=
+CHAT_OUT=
+SESSION_REPLY=
+SEND_SEQ=0
+declare -a MW_EXTRA_PIDS=()
+
+# ---------------------------------------------------------------- reporting and assertions
+
+note() { printf '  %s\n' "$*"; }
+
+# Print the end of every log that explains a failure.
+it_diagnostics() {
+	local f
+	[[ -n $T && -d $T ]] || return 0
+	for f in "$MW_LOG" "$T/log/maillog" "$T/log/sink.log"; do
+		[[ -n $f && -s $f ]] || continue
+		printf -- '--- last lines of %s\n' "$f"
+		tail -n 25 "$f" | sed 's/^/  | /'
+	done
+	if [[ -n $PF_DIR && $PF_STARTED == 1 ]]; then
+		printf -- '--- postqueue -p\n'
+		postqueue -c "$PF_DIR" -p 2>&1 | sed 's/^/  | /' || true
+	fi
+}
+
+# fail MESSAGE: report, show the logs, and end the test (the EXIT trap cleans up).
+# Never call it inside $(...): it would only end the subshell.
+fail() {
+	{
+		printf 'FAIL: %s\n' "$*"
+		it_diagnostics
+	} >&2
+	exit 1
+}
+
+# assert_match TEXT ERE WHAT: TEXT has a line matching ERE.
+assert_match() {
+	if ! grep -Eq -- "$2" <<<"$1"; then
+		printf -- '--- text searched:\n%s\n' "$1" | sed 's/^/  > /' >&2
+		fail "$3: expected a line matching /$2/"
+	fi
+	note "ok: $3"
+}
+
+# assert_no_match TEXT ERE WHAT: no line of TEXT matches ERE.
+assert_no_match() {
+	if grep -Eq -- "$2" <<<"$1"; then
+		{
+			printf -- '--- offending lines:\n'
+			grep -E -- "$2" <<<"$1" | sed 's/^/  > /'
+		} >&2
+		fail "$3: expected no line matching /$2/"
+	fi
+	note "ok: $3"
+}
+
+# assert_eq GOT WANT WHAT
+assert_eq() {
+	[[ "$1" == "$2" ]] || fail "$3: expected '$2', got '$1'"
+	note "ok: $3"
+}
+
+# assert_log ERE WHAT: the milter log has a matching line.
+assert_log() { assert_match "$(cat "$MW_LOG")" "$1" "$2"; }
+assert_no_log() { assert_no_match "$(cat "$MW_LOG")" "$1" "$2"; }
+
+# assert_accept_logged QID WHAT: the milter logged its accept decision for Postfix queue id QID.
+assert_accept_logged() {
+	assert_log "milter-warden\[[0-9]+\]: [A-Za-z]+: $1: .*action=accept" "$2"
+}
+
+# assert_queue_empty WHAT: nothing waits in the private Postfix queue (nothing deferred,
+# nothing stuck in active).
+assert_queue_empty() {
+	local q
+	q=$(postqueue -c "$PF_DIR" -p 2>&1 || true)
+	assert_match "$q" '^Mail queue is empty' "$1"
+}
+
+# ---------------------------------------------------------------- small utilities
+
+# log_mark FILE: current number of lines (an offset for log_since / wait_for_log).
+log_mark() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
+
+# log_since FILE MARK: the lines added after MARK.
+log_since() { tail -n "+$(($2 + 1))" "$1" 2>/dev/null || true; }
+
+# wait_for_log ERE SECONDS [MARK]: wait until a milter log line after MARK matches ERE.
+wait_for_log() {
+	local ere=$1 secs=$(($2 * SCALE)) mark=${3:-0} i
+	for ((i = 0; i < secs * 10; i++)); do
+		log_since "$MW_LOG" "$mark" | grep -Eq -- "$ere" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local state
+	[[ -n $1 && -r /proc/$1/stat ]] || return 1
+	state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[[ -n $state && $state != Z && $state != X ]]
+}
+
+# wait_gone PID SECONDS: wait until PID is gone (or a zombie); 1 on timeout.
+wait_gone() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		alive "$1" || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# ere_quote STRING: STRING as an ERE that matches it literally.
+# shellcheck disable=SC2001 # one sed beats a loop of ${//} over every special character
+ere_quote() { sed 's/[][\.*^$+?(){}|]/\\&/g' <<<"$1"; }
+
+# unique_token: a string that appears in one test message only.
+unique_token() { printf 'MWTOKEN-%s-%s-%s' "$$" "$(date +%s%N)" "$RANDOM"; }
+
+# mkmsg FILE SUBJECT TOKEN FROM TO...: write an RFC 5322 message whose body carries TOKEN.
+mkmsg() {
+	local file=$1 subject=$2 token=$3 from=$4
+	shift 4
+	local to
+	to=$(printf '<%s>, ' "$@")
+	{
+		printf 'From: <%s>\n' "$from"
+		printf 'To: %s\n' "${to%, }"
+		printf 'Subject: %s\n' "$subject"
+		printf 'Date: %s\n' "$(date -R)"
+		printf 'Message-ID: <%s@mw-test.example>\n' "$token"
+		printf 'X-MW-Test: header kept intact\n'
+		printf '\n'
+		printf 'Body of a milter-warden integration test message.\n'
+		printf 'Token: %s\n' "$token"
+		printf '.a line that starts with a dot\n'
+		printf 'Last line.\n'
+	} >"$file"
+}
+
+# ---------------------------------------------------------------- setup and teardown
+
+it_init() {
+	[[ $(id -u) == 0 ]] || {
+		echo "FAIL: integration tests need root (private Postfix master, privilege drop)"
+		exit 1
+	}
+	local tool
+	for tool in postfix postqueue smtp-sink swaks "$PY"; do
+		command -v "$tool" >/dev/null || {
+			echo "FAIL: $tool not found; run tests/install-deps"
+			exit 1
+		}
+	done
+	[[ -x $MW_BIN ]] || {
+		echo "FAIL: no daemon binary at $MW_BIN (build first, or set MW_BIN)"
+		exit 1
+	}
+	if [[ $MW_VALGRIND == 1 ]] && ! command -v valgrind >/dev/null; then
+		echo "FAIL: MW_VALGRIND=1 but valgrind is not installed"
+		exit 1
+	fi
+	if ! getent passwd "$MW_USER" >/dev/null; then
+		useradd --system --user-group --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --comment "milter-warden daemon" "$MW_USER"
+	fi
+
+	T=$(mktemp -d /tmp/mw-it.XXXXXXXX)
+	trap it_cleanup EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	# Postfix daemons (user postfix) must reach the queue and the sink directory.
+	chmod 0755 "$T"
+	mkdir -p "$T/pf" "$T/spool" "$T/data" "$T/sink" "$T/run" "$T/log" "$T/msg" "$T/out"
+	chown postfix: "$T/data" "$T/sink"
+	# The daemon drops to milter-warden and must still remove its socket and pidfile;
+	# smtpd and cleanup (group postfix) only need to reach the socket.
+	chown "$MW_USER:postfix" "$T/run"
+	chmod 0750 "$T/run"
+
+	PF_DIR=$T/pf
+	MW_CONF=$T/mw.conf
+	MW_LOG=$T/log/mw.log
+	: >"$MW_LOG"
+	local ports
+	ports=$("$PY" "$HARNESS_PY" free-ports 2)
+	SMTPD_PORT=$(sed -n 1p <<<"$ports")
+	SINK_PORT=$(sed -n 2p <<<"$ports")
+	MW_RULES=$MW_TOP/rules/default.rules
+	if [[ ! -e $MW_RULES ]]; then
+		# Until the repository ships one: an empty rules file, in $T, never in the tree.
+		MW_RULES=$T/placeholder.rules
+		echo "# placeholder written by tests/integration/lib.sh" >"$MW_RULES"
+		chmod 0644 "$MW_RULES"
+		note "harness: $MW_TOP/rules/default.rules is missing; using an empty placeholder"
+	fi
+	mw_config
+	note "harness: $T (smtpd 127.0.0.1:$SMTPD_PORT, sink 127.0.0.1:$SINK_PORT)"
+}
+
+it_cleanup() {
+	local rc=$? pid f
+	set +e
+	trap - HUP INT TERM
+	session_abort
+	[[ $PF_STARTED == 1 ]] && pf_stop quiet
+	for pid in $MW_PID "${MW_EXTRA_PIDS[@]}"; do
+		alive "$pid" || continue
+		kill -TERM "$pid" 2>/dev/null
+		wait_gone "$pid" $((5 * SCALE)) || kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	if [[ -n $SINK_PID ]] && alive "$SINK_PID"; then
+		kill -TERM "$SINK_PID" 2>/dev/null
+		wait_gone "$SINK_PID" 5 || kill -KILL "$SINK_PID" 2>/dev/null
+		wait "$SINK_PID" 2>/dev/null
+	fi
+	if [[ $MW_VALGRIND == 1 && -n $T ]]; then
+		for f in "$T"/log/valgrind.*.log; do
+			[[ -f $f ]] || continue
+			if grep -Eq 'ERROR SUMMARY: [1-9]' "$f"; then
+				echo "FAIL: valgrind reported errors in $f"
+				sed 's/^/  | /' "$f" | tail -n 60
+				rc=1
+			fi
+		done
+	fi
+	if [[ -n $T && -d $T ]]; then
+		if [[ $rc == 0 && $MW_KEEP != 1 ]]; then
+			rm -rf "$T"
+		else
+			echo "harness: kept $T"
+		fi
+	fi
+	exit "$rc"
+}
+
+# it_start: the whole chain, in dependency order.
+it_start() {
+	sink_start
+	mw_start
+	pf_start
+}
+
+# ---------------------------------------------------------------- milter-warden
+
+# mw_config [key=value]...: (re)write $MW_CONF from the harness defaults plus overrides, in
+# order. A value of "-" drops the key. The file is replaced atomically, so a SIGHUP never sees
+# half a file.
+mw_config() {
+	local -a keys=(socket socket_mode socket_group user pidfile rules shutdown_timeout)
+	local -A val=(
+		[socket]="unix:$T/run/mw.sock"
+		[socket_mode]=0660
+		[socket_group]=postfix
+		[user]=$MW_USER
+		[pidfile]=$T/run/mw.pid
+		[rules]=$MW_RULES
+		[shutdown_timeout]=15
+	)
+	local kv k
+	for kv in "$@"; do
+		k=${kv%%=*}
+		[[ -v "val[$k]" ]] || keys+=("$k")
+		val[$k]=${kv#*=}
+	done
+	{
+		echo "# milter-warden configuration written by tests/integration/lib.sh"
+		for k in "${keys[@]}"; do
+			[[ ${val[$k]} == - ]] || printf '%s = %s\n' "$k" "${val[$k]}"
+		done
+	} >"$MW_CONF.new"
+	chmod 0644 "$MW_CONF.new"
+	mv -f "$MW_CONF.new" "$MW_CONF"
+}
+
+# shipped_config OUT: the repository's packaging/milter-warden.conf with only the paths that
+# must live in $T changed (socket, pidfile, rules); everything else as shipped.
+shipped_config() {
+	local src=$MW_TOP/packaging/milter-warden.conf out=$1
+	[[ -r $src ]] || fail "no shipped configuration at $src"
+	sed -e "s|^socket = .*|socket = unix:$T/run/mw.sock|" \
+		-e "s|^#\{0,1\}pidfile =.*|pidfile = $T/run/mw.pid|" \
+		-e "s|^rules = .*|rules = $MW_RULES|" "$src" >"$out"
+	chmod 0644 "$out"
+	if ! grep -q "^socket = unix:$T/run/mw.sock\$" "$out" ||
+		! grep -q "^pidfile = $T/run/mw.pid\$" "$out" ||
+		! grep -q "^rules = $MW_RULES\$" "$out"; then
+		fail "harness: could not adapt $src (socket, pidfile and rules lines expected)"
+	fi
+}
+
+# mw_config_line KEY: line number of KEY in $MW_CONF (for FILE:LINE:COL expectations).
+mw_config_line() { grep -n -E "^$1[[:space:]]*=" "$MW_CONF" | head -n1 | cut -d: -f1; }
+
+# mw_spawn CONF LOG [args...]: start a daemon in the foreground as a background job, as root;
+# sets SPAWNED_PID. Under MW_VALGRIND=1 it runs inside valgrind (same pid: valgrind execs).
+mw_spawn() {
+	local conf=$1 log=$2
+	shift 2
+	if [[ $MW_VALGRIND == 1 ]]; then
+		# Leaks count as errors when definite: "possibly lost" blocks are the stacks of
+		# libmilter's detached session threads still running at exit. No vgdb: the FIFOs
+		# it makes in /tmp as root could not be removed after the privilege drop.
+		valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+			--vgdb=no --log-file="$T/log/valgrind.%p.log" \
+			"$MW_BIN" -f -c "$conf" "$@" </dev/null >>"$log" 2>&1 &
+	else
+		"$MW_BIN" -f -c "$conf" "$@" </dev/null >>"$log" 2>&1 &
+	fi
+	SPAWNED_PID=$!
+}
+
+# mw_start [args...]: start milter-warden -f -c $MW_CONF and wait (bounded) until it logs
+# "ready". Fails with the log if it exits or stays silent.
+mw_start() {
+	local mark i
+	mark=$(log_mark "$MW_LOG")
+	mw_spawn "$MW_CONF" "$MW_LOG" "$@"
+	MW_PID=$SPAWNED_PID
+	for ((i = 0; i < 100 * SCALE; i++)); do
+		if log_since "$MW_LOG" "$mark" | grep -Eq "milter-warden\[$MW_PID\]: [A-Za-z]+: ready\b"; then
+			note "milter-warden running, pid $MW_PID"
+			return 0
+		fi
+		if ! alive "$MW_PID"; then
+			local rc=0
+			wait "$MW_PID" || rc=$?
+			MW_PID=
+			fail "milter-warden exited during startup with status $rc"
+		fi
+		sleep 0.1
+	done
+	if [[ -S $T/run/mw.sock ]]; then
+		fail "milter-warden created its socket but never logged 'ready' within $((10 * SCALE))s"
+	fi
+	fail "milter-warden did not get ready within $((10 * SCALE))s"
+}
+
+# mw_signal SIG: send a signal to the running daemon.
+mw_signal() {
+	alive "$MW_PID" || fail "milter-warden (pid ${MW_PID:-none}) is not running"
+	kill "-$1" "$MW_PID"
+}
+
+# mw_wait_exit SECONDS: wait (bounded) for the daemon to exit; sets MW_STATUS. Fails on a
+# timeout, and on a valgrind error exit (99) when MW_VALGRIND=1.
+mw_wait_exit() {
+	wait_gone "$MW_PID" $(($1 * SCALE)) ||
+		fail "milter-warden (pid $MW_PID) still running $(($1 * SCALE))s after the signal"
+	MW_STATUS=0
+	wait "$MW_PID" || MW_STATUS=$?
+	if [[ $MW_VALGRIND == 1 && $MW_STATUS == 99 ]]; then
+		sed 's/^/  | /' "$T/log/valgrind.$MW_PID.log" | tail -n 60
+		MW_PID=
+		fail "valgrind reported errors in milter-warden"
+	fi
+	MW_PID=
+}
+
+# mw_stop: SIGTERM, wait for the exit, and require exit status 0 (contract: graceful stop).
+mw_stop() {
+	mw_signal TERM
+	mw_wait_exit 20
+	assert_eq "$MW_STATUS" 0 "milter-warden exit status after SIGTERM"
+}
+
+# mw_reload: SIGHUP, then wait (bounded) for the daemon's "reload:" verdict line; prints it
+# into RELOAD_LINE. RELOAD_MARK is the log offset before the signal.
+mw_reload() {
+	RELOAD_MARK=$(log_mark "$MW_LOG")
+	mw_signal HUP
+	wait_for_log 'reload: ' 10 "$RELOAD_MARK" ||
+		fail "no 'reload:' line in the milter log within $((10 * SCALE))s of SIGHUP"
+	# Give the error lines that follow a failed reload a moment to be written.
+	sleep 0.3
+	RELOAD_LINE=$(log_since "$MW_LOG" "$RELOAD_MARK" | grep -E 'reload: ' | head -n1)
+	note "after SIGHUP: ${RELOAD_LINE#*: }"
+}
+
+# ---------------------------------------------------------------- smtp-sink
+
+sink_start() {
+	local i
+	smtp-sink -u postfix -d "$T/sink/msg." "127.0.0.1:$SINK_PORT" 256 \
+		</dev/null >>"$T/log/sink.log" 2>&1 &
+	SINK_PID=$!
+	for ((i = 0; i < 50; i++)); do
+		"$PY" "$HARNESS_PY" is-listening "$SINK_PORT" && return 0
+		alive "$SINK_PID" || fail "smtp-sink exited"
+		sleep 0.1
+	done
+	fail "smtp-sink not listening on 127.0.0.1:$SINK_PORT after 5s"
+}
+
+sink_stop() {
+	[[ -n $SINK_PID ]] || return 0
+	kill -TERM "$SINK_PID" 2>/dev/null || true
+	wait_gone "$SINK_PID" 5 || kill -KILL "$SINK_PID" 2>/dev/null || true
+	wait "$SINK_PID" 2>/dev/null || true
+	SINK_PID=
+}
+
+# sink_count: number of messages the sink received.
+sink_count() { find "$T/sink" -maxdepth 1 -name 'msg.*' -type f | wc -l; }
+
+# sink_find TOKEN: the sink files that contain TOKEN (one a line; nothing if none).
+sink_find() { grep -l -F -- "$1" "$T"/sink/msg.* 2>/dev/null || true; }
+
+# sink_one TOKEN WHAT: exactly one delivered message carries TOKEN; sets SINK_FILE.
+sink_one() {
+	local files n
+	files=$(sink_find "$1")
+	n=$(grep -c . <<<"$files" || true)
+	[[ $n == 1 ]] || fail "$2: expected exactly one delivered message with $1, found $n"
+	SINK_FILE=$files
+	note "ok: $2 ($(basename "$SINK_FILE"))"
+}
+
+# sink_rcpts FILE: the envelope recipients smtp-sink saw for that message, sorted.
+# smtp-sink writes one "X-Rcpt-Args: <addr> ORCPT=..." line per recipient.
+sink_rcpts() {
+	sed -n 's/^X-Rcpt-Args: *\(TO: *\)\{0,1\}<\([^>]*\)>.*/\2/Ip' "$1" | sort
+}
+
+# body_of FILE: the body of a message file (sent or delivered: everything after the first
+# empty line), without trailing empty lines (swaks and smtp-sink each add one).
+body_of() { sed '1,/^$/d' "$1" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'; }
+
+# ---------------------------------------------------------------- private Postfix
+
+pf_write_config() {
+	cat >"$PF_DIR/main.cf" <<EOF
+# Private Postfix for milter-warden integration tests. Nothing leaves 127.0.0.1.
+compatibility_level = 3.6
+queue_directory = $T/spool
+data_directory = $T/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.mw-test.example
+mydomain = mw-test.example
+myorigin = \$myhostname
+mydestination =
+local_transport = error:local delivery is disabled in this test instance
+alias_maps =
+alias_database =
+biff = no
+append_dot_mydomain = no
+readme_directory = no
+
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_peername_lookup = no
+smtpd_error_sleep_time = 0
+smtpd_tls_security_level = none
+
+# Everything goes to the capture sink; no DNS.
+relayhost = [127.0.0.1]:$SINK_PORT
+default_transport = smtp:[127.0.0.1]:$SINK_PORT
+relay_transport = smtp:[127.0.0.1]:$SINK_PORT
+transport_maps = texthash:$PF_DIR/transport
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtp_bind_address = 127.0.0.1
+smtp_tls_security_level = none
+smtp_connect_timeout = 5s
+queue_run_delay = 5s
+minimal_backoff_time = 5s
+maximal_backoff_time = 10s
+
+# The milter under test. A dead milter must mean 4xx, never silent acceptance.
+smtpd_milters = unix:$T/run/mw.sock
+non_smtpd_milters =
+milter_protocol = 6
+milter_default_action = tempfail
+milter_connect_timeout = 10s
+milter_command_timeout = 10s
+milter_content_timeout = 30s
+
+# No syslog on these machines.
+maillog_file = $T/log/maillog
+maillog_file_prefixes = $T/log
+EOF
+	# chroot off everywhere: a chrooted smtpd/cleanup could not reach the unix: milter socket.
+	cat >"$PF_DIR/master.cf" <<EOF
+127.0.0.1:$SMTPD_PORT inet n - n - - smtpd
+pickup     unix  n - n 60 1 pickup
+cleanup    unix  n - n - 0 cleanup
+qmgr       unix  n - n 300 1 qmgr
+tlsmgr     unix  - - n 1000? 1 tlsmgr
+rewrite    unix  - - n - - trivial-rewrite
+bounce     unix  - - n - 0 bounce
+defer      unix  - - n - 0 bounce
+trace      unix  - - n - 0 bounce
+verify     unix  - - n - 1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n - - proxymap
+proxywrite unix  - - n - 1 proxymap
+smtp       unix  - - n - - smtp
+relay      unix  - - n - - smtp
+showq      unix  n - n - - showq
+error      unix  - - n - - error
+retry      unix  - - n - - error
+discard    unix  - - n - - discard
+anvil      unix  - - n - 1 anvil
+scache     unix  - - n - 1 scache
+postlog    unix-dgram n - n - 1 postlogd
+EOF
+	printf '* smtp:[127.0.0.1]:%s\n' "$SINK_PORT" >"$PF_DIR/transport"
+}
+
+# pf_make_spool: create the queue and data directories as Postfix's own postfix-files says
+# (owner, group, mode), and mark the queue for a quick start. "postfix start" then skips its
+# integrity checks, which take seconds and have nothing to find in a new, empty queue.
+pf_make_spool() {
+	local files path type owner group mode rest
+	files=$(postconf -h meta_directory 2>/dev/null || echo /etc/postfix)/postfix-files
+	[[ -r $files ]] || return 0
+	# shellcheck disable=SC2016 # the '$name' strings are literal text in postfix-files
+	while IFS=: read -r path type owner group mode rest; do
+		[[ $type == d ]] || continue
+		case $path in
+		'$queue_directory'*) path=$T/spool${path#'$queue_directory'} ;;
+		'$data_directory'*) path=$T/data${path#'$data_directory'} ;;
+		*) continue ;;
+		esac
+		owner=${owner/'$mail_owner'/postfix}
+		group=${group/'$setgid_group'/postdrop}
+		if [[ $group == - ]]; then
+			install -d -o "$owner" -m "$mode" "$path"
+		else
+			install -d -o "$owner" -g "$group" -m "$mode" "$path"
+		fi
+	done <"$files"
+	: >"$T/spool/quick-start"
+}
+
+# pf_start: write the configuration, start the private master, wait for smtpd's port.
+pf_start() {
+	local i
+	pf_write_config
+	[[ -e $T/spool/pid ]] || pf_make_spool
+	# "postfix start" is master -w behind a script whose logging alone costs two seconds
+	# when postlogd is not up yet; the master itself, on a spool made as above, is what it
+	# would run. "postfix -c DIR stop" and postqueue work the same either way.
+	local master
+	master=$(postconf -h daemon_directory 2>/dev/null)/master
+	if [[ -e $T/spool/quick-start && -x $master ]]; then
+		rm -f "$T/spool/quick-start"
+		if ! "$master" -c "$PF_DIR" -w >>"$T/log/postfix-start.log" 2>&1; then
+			sed 's/^/  | /' "$T/log/postfix-start.log"
+			fail "$master -c $PF_DIR -w failed"
+		fi
+	elif ! postfix -c "$PF_DIR" start >>"$T/log/postfix-start.log" 2>&1; then
+		sed 's/^/  | /' "$T/log/postfix-start.log"
+		fail "postfix -c $PF_DIR start failed"
+	fi
+	PF_STARTED=1
+	for ((i = 0; i < 100; i++)); do
+		"$PY" "$HARNESS_PY" is-listening "$SMTPD_PORT" && return 0
+		sleep 0.1
+	done
+	fail "Postfix smtpd not listening on 127.0.0.1:$SMTPD_PORT after 10s"
+}
+
+# pf_stop [quiet]: stop the private master and wait (bounded) until it is gone.
+pf_stop() {
+	local pid=
+	[[ $PF_STARTED == 1 ]] || return 0
+	[[ -r $T/spool/pid/master.pid ]] && pid=$(tr -dc 0-9 <"$T/spool/pid/master.pid")
+	postfix -c "$PF_DIR" stop >>"$T/log/postfix-start.log" 2>&1 || true
+	if [[ -n $pid ]] && ! wait_gone "$pid" 15; then
+		[[ ${1:-} == quiet ]] || note "Postfix master $pid ignored 'postfix stop'; killing it"
+		postfix -c "$PF_DIR" abort >>"$T/log/postfix-start.log" 2>&1 || true
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	PF_STARTED=0
+}
+
+# ---------------------------------------------------------------- sending mail
+
+# send [swaks options]...: one SMTP session with swaks to the private smtpd. Prints the
+# transcript (also kept in $T/out/) and always returns 0: the test asserts on the transcript.
+send() {
+	local out rc=0
+	SEND_SEQ=$((SEND_SEQ + 1))
+	out=$T/out/swaks.$SEND_SEQ.txt
+	swaks --server 127.0.0.1 --port "$SMTPD_PORT" --helo "$HELO" \
+		--from sender@mw-test.example --timeout $((60 * SCALE)) "$@" >"$out" 2>&1 || rc=$?
+	echo "=== swaks exit status $rc" >>"$out"
+	cat "$out"
+}
+
+# queue_id TRANSCRIPT: the Postfix queue id from "250 2.0.0 Ok: queued as QID" (empty if none).
+queue_id() { sed -n 's/.*queued as \([0-9A-Za-z]\{1,\}\).*/\1/p' <<<"$1" | tail -n 1; }
+
+# wait_for_delivery N: wait (bounded) until the sink holds N messages in total and the
+# Postfix queue is empty.
+wait_for_delivery() {
+	local want=$1 i
+	for ((i = 0; i < 200 * SCALE; i++)); do
+		if (($(sink_count) >= want)) &&
+			postqueue -c "$PF_DIR" -p 2>/dev/null | grep -q '^Mail queue is empty'; then
+			note "ok: $want message(s) delivered to the sink, queue empty"
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "expected $want delivered message(s) within $((20 * SCALE))s, the sink has $(sink_count)"
+}
+
+# --- one SMTP session held open across other actions (harness.py chat as a coprocess)
+
+# session_open: connect and EHLO; SESSION_REPLY is the EHLO reply.
+session_open() {
+	[[ -z $CHAT_PID ]] || fail "harness: a session is already open"
+	coproc MWCHAT { exec "$PY" "$HARNESS_PY" chat "$SMTPD_PORT" "$HELO" 2>>"$T/log/chat.log"; }
+	# shellcheck disable=SC2153 # set by coproc
+	CHAT_PID=$MWCHAT_PID
+	# bash unsets MWCHAT when the coprocess ends: keep our own copies of its pipes.
+	exec {CHAT_IN}<&"${MWCHAT[0]}" {CHAT_OUT}>&"${MWCHAT[1]}"
+	_session_read CONNECT+EHLO
+}
+
+# session LINE: send one harness.py chat command (MAIL a@b, RCPT a@b, DATA file, RSET, QUIT);
+# SESSION_REPLY is the server's reply, "CODE TEXT".
+session() {
+	[[ -n $CHAT_PID ]] || fail "harness: no SMTP session open"
+	printf '%s\n' "$*" >&"$CHAT_OUT" || fail "SMTP session: cannot send '$*'"
+	_session_read "$*"
+}
+
+_session_read() {
+	if ! read -r -t $((90 * SCALE)) -u "$CHAT_IN" SESSION_REPLY; then
+		fail "SMTP session: no reply to '$1' within $((90 * SCALE))s"
+	fi
+	note "smtp: $1 -> $SESSION_REPLY"
+}
+
+# session_close: QUIT and reap the client.
+session_close() {
+	session QUIT
+	wait_gone "$CHAT_PID" 10 || kill -TERM "$CHAT_PID" 2>/dev/null || true
+	wait "$CHAT_PID" 2>/dev/null || true
+	exec {CHAT_IN}<&- {CHAT_OUT}>&-
+	CHAT_PID=
+}
+
+# session_abort: drop the client without QUIT (cleanup path).
+session_abort() {
+	[[ -n $CHAT_PID ]] || return 0
+	kill -TERM "$CHAT_PID" 2>/dev/null || true
+	wait "$CHAT_PID" 2>/dev/null || true
+	exec {CHAT_IN}<&- {CHAT_OUT}>&- 2>/dev/null || true
+	CHAT_PID=
+}
