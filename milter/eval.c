@@ -20,8 +20,6 @@
 #include "mw_text.h"
 #include "rules_ast.h"
 
-bool mw_norm_address(const char *addr, char *out, size_t size);
-
 enum match { M_NO = 0, M_YES = 1, M_ERROR = -1 };
 
 /* ------------------------------------------------------------- effects */

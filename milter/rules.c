@@ -21,10 +21,9 @@
 #include <string.h>
 
 #include "rules_ast.h"
+#include "rules_lex.h"
 
 #define RULES_FILE_MAX  (64L * 1024 * 1024)
-#define LIST_FILE_MAX   (256L * 1024 * 1024)
-#define TOKEN_MAX       65535
 #define INCLUDE_DEPTH   8
 #define COND_DEPTH      64
 #define ACTIONS_MAX     64
@@ -111,223 +110,6 @@ mw_phase_name(enum mw_phase ph)
 	return ph < MW_PH_COUNT ? phase_names[ph] : "?";
 }
 
-/* ---------------------------------------------------------------- lexer */
-
-enum tok_kind {
-	T_EOF,
-	T_WORD,
-	T_STRING,
-	T_REGEX,
-	T_LPAREN,
-	T_RPAREN,
-	T_LBRACE,
-	T_RBRACE,
-	T_COMMA,
-	T_BAD /* already reported */
-};
-
-struct token {
-	enum tok_kind kind;
-	char *text; /* WORD, STRING, REGEX: NUL-terminated, owned */
-	size_t len;
-	unsigned line, col;
-	char flags[8]; /* REGEX */
-};
-
-struct lexer {
-	const char *file;
-	const char *buf;
-	size_t len, pos;
-	unsigned line, col;
-	struct mw_diag *diag;
-};
-
-static bool
-is_word_char(unsigned char ch)
-{
-	return ch > ' ' && ch != 0x7f && strchr("(){},\"#", ch) == NULL;
-}
-
-static void
-lx_advance(struct lexer *lx)
-{
-	if (lx->buf[lx->pos] == '\n') {
-		lx->line++;
-		lx->col = 1;
-	} else {
-		lx->col++;
-	}
-	lx->pos++;
-}
-
-/*
- * lx_quoted -- a string or regex body up to the closing delimiter.  Only
- * "\<delim>" and (for strings) "\\" are escapes; other backslashes stay.
- */
-static bool
-lx_quoted(struct lexer *lx, struct token *t, char delim, const char *what)
-{
-	char *out = malloc(TOKEN_MAX + 1);
-	size_t n = 0;
-
-	if (out == NULL) {
-		mw_diag_error(lx->diag, lx->file, t->line, t->col,
-		    "out of memory");
-		return false;
-	}
-	lx_advance(lx); /* opening delimiter */
-	for (;;) {
-		char ch;
-
-		if (lx->pos >= lx->len || lx->buf[lx->pos] == '\n') {
-			mw_diag_error(lx->diag, lx->file, t->line, t->col,
-			    "unterminated %s", what);
-			free(out);
-			return false;
-		}
-		ch = lx->buf[lx->pos];
-		if (ch == delim)
-			break;
-		if (ch == '\\' && lx->pos + 1 < lx->len &&
-		    (lx->buf[lx->pos + 1] == delim ||
-			(delim == '"' && lx->buf[lx->pos + 1] == '\\'))) {
-			lx_advance(lx);
-			ch = lx->buf[lx->pos];
-		} else if (ch == '\0' ||
-		    ((unsigned char)ch < 0x20 && ch != '\t')) {
-			mw_diag_error(lx->diag, lx->file, lx->line, lx->col,
-			    "control character 0x%02x in %s", (unsigned char)ch,
-			    what);
-			free(out);
-			return false;
-		}
-		if (n == TOKEN_MAX) {
-			mw_diag_error(lx->diag, lx->file, t->line, t->col,
-			    "%s longer than %d bytes", what, TOKEN_MAX);
-			free(out);
-			return false;
-		}
-		out[n++] = ch;
-		lx_advance(lx);
-	}
-	lx_advance(lx); /* closing delimiter */
-	out[n] = '\0';
-	t->text = out;
-	t->len = n;
-	return true;
-}
-
-/* lx_next -- the next token; errors are reported and give T_BAD. */
-static void
-lx_next(struct lexer *lx, struct token *t)
-{
-	memset(t, 0, sizeof(*t));
-	for (;;) {
-		while (lx->pos < lx->len &&
-		    isspace((unsigned char)lx->buf[lx->pos]))
-			lx_advance(lx);
-		if (lx->pos < lx->len && lx->buf[lx->pos] == '#') {
-			while (lx->pos < lx->len && lx->buf[lx->pos] != '\n')
-				lx_advance(lx);
-			continue;
-		}
-		break;
-	}
-	t->line = lx->line;
-	t->col = lx->col;
-	if (lx->pos >= lx->len) {
-		t->kind = T_EOF;
-		return;
-	}
-	switch (lx->buf[lx->pos]) {
-	case '(':
-		t->kind = T_LPAREN;
-		lx_advance(lx);
-		return;
-	case ')':
-		t->kind = T_RPAREN;
-		lx_advance(lx);
-		return;
-	case '{':
-		t->kind = T_LBRACE;
-		lx_advance(lx);
-		return;
-	case '}':
-		t->kind = T_RBRACE;
-		lx_advance(lx);
-		return;
-	case ',':
-		t->kind = T_COMMA;
-		lx_advance(lx);
-		return;
-	case '"':
-		t->kind = lx_quoted(lx, t, '"', "string") ? T_STRING : T_BAD;
-		if (t->kind == T_BAD)
-			while (lx->pos < lx->len && lx->buf[lx->pos] != '\n')
-				lx_advance(lx);
-		return;
-	case '/': {
-		size_t nf = 0;
-
-		t->kind = lx_quoted(lx, t, '/', "regular expression") ? T_REGEX
-								      : T_BAD;
-		if (t->kind == T_BAD) {
-			while (lx->pos < lx->len && lx->buf[lx->pos] != '\n')
-				lx_advance(lx);
-			return;
-		}
-		while (lx->pos < lx->len &&
-		    isalpha((unsigned char)lx->buf[lx->pos])) {
-			char f = lx->buf[lx->pos];
-
-			if (strchr("imsx", f) == NULL) {
-				mw_diag_error(lx->diag, lx->file, lx->line,
-				    lx->col,
-				    "unknown regular expression flag '%c' "
-				    "(known: i, m, s, x)",
-				    f);
-				t->kind = T_BAD;
-			} else if (nf < sizeof(t->flags) - 1 &&
-			    strchr(t->flags, f) == NULL) {
-				t->flags[nf++] = f;
-			}
-			lx_advance(lx);
-		}
-		return;
-	}
-	default: break;
-	}
-	if (!is_word_char((unsigned char)lx->buf[lx->pos])) {
-		mw_diag_error(lx->diag, lx->file, lx->line, lx->col,
-		    "unexpected character 0x%02x",
-		    (unsigned char)lx->buf[lx->pos]);
-		lx_advance(lx);
-		t->kind = T_BAD;
-		return;
-	} else {
-		size_t start = lx->pos;
-
-		while (lx->pos < lx->len &&
-		    is_word_char((unsigned char)lx->buf[lx->pos]))
-			lx_advance(lx);
-		if (lx->pos - start > TOKEN_MAX) {
-			mw_diag_error(lx->diag, lx->file, t->line, t->col,
-			    "word longer than %d bytes", TOKEN_MAX);
-			t->kind = T_BAD;
-			return;
-		}
-		if ((t->text = strndup(lx->buf + start, lx->pos - start)) ==
-		    NULL) {
-			mw_diag_error(lx->diag, lx->file, t->line, t->col,
-			    "out of memory");
-			t->kind = T_BAD;
-			return;
-		}
-		t->len = lx->pos - start;
-		t->kind = T_WORD;
-	}
-}
-
 /* --------------------------------------------------------------- parser */
 
 struct parser {
@@ -385,7 +167,7 @@ static void
 next(struct parser *p)
 {
 	free(p->tok.text);
-	lx_next(&p->lx, &p->tok);
+	mw_lx_next(&p->lx, &p->tok);
 }
 
 static bool
@@ -472,7 +254,7 @@ name_here(struct parser *p)
 		return true;
 	mw_diag_init(&quiet);
 	p->lx.diag = &quiet;
-	lx_next(&p->lx, &t);
+	mw_lx_next(&p->lx, &t);
 	p->lx = saved;
 	mw_diag_free(&quiet);
 	name = t.kind == T_COMMA || t.kind == T_STRING || t.kind == T_EOF ||
@@ -522,201 +304,7 @@ parse_number(const char *s, double *out)
 	return true;
 }
 
-/* ---------------------------------------------------------------- lists */
-
-static struct list *
-list_new(const char *name, enum list_type type)
-{
-	struct list *l = calloc(1, sizeof(*l));
-
-	if (l == NULL)
-		return NULL;
-	if (name != NULL && (l->name = strdup(name)) == NULL) {
-		free(l);
-		return NULL;
-	}
-	l->type = type;
-	switch (type) {
-	case L_IP: l->ips = mw_ipset_new(); break;
-	case L_DOMAIN: l->domains = mw_domset_new(); break;
-	case L_ADDRESS: l->strings = mw_strset_new(false); break;
-	case L_STRING: l->strings = mw_strset_new(false); break;
-	}
-	if (l->ips == NULL && l->domains == NULL && l->strings == NULL) {
-		free(l->name);
-		free(l);
-		return NULL;
-	}
-	return l;
-}
-
-static void
-list_free(struct list *l)
-{
-	if (l == NULL)
-		return;
-	mw_ipset_free(l->ips);
-	mw_domset_free(l->domains);
-	mw_strset_free(l->strings);
-	free(l->name);
-	free(l);
-}
-
-/*
- * mw_norm_address -- local part as is, domain lower-cased, one trailing
- * dot of the domain dropped.  Writes into out (size bytes); false if it
- * does not fit.  Shared with eval.c.
- */
-bool mw_norm_address(const char *addr, char *out, size_t size);
-
-bool
-mw_norm_address(const char *addr, char *out, size_t size)
-{
-	const char *at = strrchr(addr, '@');
-	size_t len = strlen(addr), i;
-
-	if (len >= size)
-		return false;
-	memcpy(out, addr, len + 1);
-	if (at == NULL)
-		return true;
-	for (i = (size_t)(at - addr) + 1; i < len; i++)
-		out[i] = (char)tolower((unsigned char)out[i]);
-	if (len > 0 && out[len - 1] == '.' && (size_t)(at - addr) + 1 < len - 1)
-		out[len - 1] = '\0';
-	return true;
-}
-
-/* list_add -- one entry; why explains a refusal. */
-static bool
-list_add(struct list *l, const char *item, const char **why)
-{
-	char norm[1100];
-
-	switch (l->type) {
-	case L_IP: return mw_ipset_add(l->ips, item, why);
-	case L_DOMAIN: return mw_domset_add(l->domains, item, why);
-	case L_ADDRESS:
-		if (strchr(item, '@') == NULL) {
-			*why = "an address needs an \"@\" (\"@domain\" for a "
-			       "whole domain)";
-			return false;
-		}
-		if (!mw_norm_address(item, norm, sizeof(norm))) {
-			*why = "address too long";
-			return false;
-		}
-		if (!mw_strset_add(l->strings, norm, strlen(norm))) {
-			*why = "out of memory";
-			return false;
-		}
-		return true;
-	case L_STRING:
-		if (!mw_strset_add(l->strings, item, strlen(item))) {
-			*why = "out of memory";
-			return false;
-		}
-		return true;
-	}
-	return false;
-}
-
-static bool
-list_finish(struct list *l)
-{
-	return l->type != L_IP || mw_ipset_finish(l->ips);
-}
-
-static char *dir_of(const char *path);
 static char *resolve_path(const char *base_file, const char *path);
-
-/* list_load_file -- entries of a list file, errors at its own lines. */
-static void
-list_load_file(struct parser *p, struct list *l, const char *path)
-{
-	struct stat sb;
-	char *buf = NULL;
-	unsigned lineno = 0;
-	size_t len, pos = 0;
-	FILE *fp;
-
-	if ((fp = fopen(path, "r")) == NULL) {
-		mw_diag_error(p->diag, path, 0, 0, "cannot open list file: %s",
-		    strerror(errno));
-		return;
-	}
-	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size > LIST_FILE_MAX) {
-		mw_diag_error(p->diag, path, 0, 0,
-		    "list file is not a regular file of at most %ld bytes",
-		    LIST_FILE_MAX);
-		fclose(fp);
-		return;
-	}
-	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
-		mw_diag_error(p->diag, path, 0, 0, "out of memory");
-		fclose(fp);
-		return;
-	}
-	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
-	fclose(fp);
-	if (len > (size_t)sb.st_size) {
-		mw_diag_error(p->diag, path, 0, 0,
-		    "file changed while reading");
-		free(buf);
-		return;
-	}
-	while (pos < len) {
-		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
-		size_t llen = nl ? (size_t)(nl - line) : len - pos, s = 0, e;
-		const char *why = NULL;
-		char *hash;
-
-		pos += llen + (nl ? 1 : 0);
-		lineno++;
-		line[llen] = '\0';
-		if (memchr(line, '\0', llen) != NULL) {
-			mw_diag_error(p->diag, path, lineno, 0,
-			    "NUL byte in line");
-			continue;
-		}
-		if ((hash = strchr(line, '#')) != NULL) {
-			*hash = '\0';
-			llen = (size_t)(hash - line);
-		}
-		while (s < llen && isspace((unsigned char)line[s]))
-			s++;
-		e = llen;
-		while (e > s && isspace((unsigned char)line[e - 1]))
-			e--;
-		if (s == e)
-			continue;
-		line[e] = '\0';
-		if (!list_add(l, line + s, &why))
-			mw_diag_error(p->diag, path, lineno, (unsigned)s + 1,
-			    "%s: %s", line + s, why ? why : "invalid entry");
-	}
-	free(buf);
-}
-
-static const struct list *
-list_find(const struct mw_ruleset *rs, const char *name)
-{
-	const struct list *l;
-
-	for (l = rs->lists; l != NULL; l = l->next)
-		if (strcmp(l->name, name) == 0)
-			return l;
-	return NULL;
-}
-
-static const char *
-list_type_name(enum list_type t)
-{
-	static const char *const n[] = { "ip", "domain", "address", "string" };
-
-	return n[t];
-}
 
 /* list { items } -- items up to the closing brace, into l. */
 static bool
@@ -738,7 +326,7 @@ parse_items(struct parser *p, struct list *l)
 			return err(p,
 			    "expected a list entry or \"}\", found %s",
 			    tok_desc(&p->tok));
-		if (!list_add(l, p->tok.text, &why)) {
+		if (!mw_list_add(l, p->tok.text, &why)) {
 			err(p, "%s: %s", p->tok.text,
 			    why ? why : "invalid entry");
 			ok = false;
@@ -764,7 +352,7 @@ parse_list(struct parser *p)
 		err(p, "expected a list name, found %s", tok_desc(&p->tok));
 		return recover(p);
 	}
-	if (list_find(p->rs, p->tok.text) != NULL) {
+	if (mw_list_find(p->rs, p->tok.text) != NULL) {
 		err(p, "list \"%s\" is already defined", p->tok.text);
 		return recover(p);
 	}
@@ -781,7 +369,7 @@ parse_list(struct parser *p)
 		return recover(p);
 	}
 	next(p);
-	if ((l = list_new(name, (enum list_type)t)) == NULL) {
+	if ((l = mw_list_new(name, (enum list_type)t)) == NULL) {
 		mw_diag_error(p->diag, p->lx.file, line, col, "out of memory");
 		free(name);
 		return recover(p);
@@ -796,21 +384,21 @@ parse_list(struct parser *p)
 			    "expected the list file name as a string, "
 			    "found %s",
 			    tok_desc(&p->tok));
-			list_free(l);
+			mw_list_free(l);
 			return recover(p);
 		}
 		path = resolve_path(p->lx.file, p->tok.text);
 		if (path != NULL)
-			list_load_file(p, l, path);
+			mw_list_load_file(p->diag, l, path);
 		free(path);
 		next(p);
 	} else if (!parse_items(p, l)) {
-		list_free(l);
+		mw_list_free(l);
 		return recover(p);
 	}
-	if (!list_finish(l)) {
+	if (!mw_list_finish(l)) {
 		mw_diag_error(p->diag, p->lx.file, line, col, "out of memory");
-		list_free(l);
+		mw_list_free(l);
 		return;
 	}
 	l->next = p->rs->lists;
@@ -842,7 +430,7 @@ cond_free(struct cond *c)
 	free(c->str2);
 	if (c->re != NULL)
 		pcre2_code_free(c->re);
-	list_free(c->inline_list);
+	mw_list_free(c->inline_list);
 	free(c);
 }
 
@@ -970,10 +558,11 @@ parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
 			return NULL;
 		c->field = f->id;
 		if (p->tok.kind == T_LBRACE) {
-			c->inline_list = list_new(NULL, list_type_for(f->type));
+			c->inline_list =
+			    mw_list_new(NULL, list_type_for(f->type));
 			if (c->inline_list == NULL ||
 			    !parse_items(p, c->inline_list) ||
-			    !list_finish(c->inline_list)) {
+			    !mw_list_finish(c->inline_list)) {
 				cond_free(c);
 				return NULL;
 			}
@@ -986,7 +575,7 @@ parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
 			cond_free(c);
 			return NULL;
 		}
-		if ((c->list = list_find(p->rs, p->tok.text)) == NULL) {
+		if ((c->list = mw_list_find(p->rs, p->tok.text)) == NULL) {
 			err(p,
 			    "no list named \"%s\" (lists must be defined "
 			    "before use)",
@@ -998,12 +587,12 @@ parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
 		    !(f->type == FT_ADDRESS && c->list->type == L_STRING)) {
 			err(p,
 			    "%s needs a list of type %s; \"%s\" is %s %s list",
-			    f->name, list_type_name(list_type_for(f->type)),
+			    f->name, mw_list_type_name(list_type_for(f->type)),
 			    c->list->name,
 			    c->list->type == L_IP || c->list->type == L_ADDRESS
 				? "an"
 				: "a",
-			    list_type_name(c->list->type));
+			    mw_list_type_name(c->list->type));
 			cond_free(c);
 			return NULL;
 		}
@@ -1914,7 +1503,7 @@ parse_buffer(struct parser *p, const char *name, const char *buf, size_t len)
 	p->lx.line = 1;
 	p->lx.col = 1;
 	p->lx.diag = p->diag;
-	lx_next(&p->lx, &p->tok);
+	mw_lx_next(&p->lx, &p->tok);
 	while (p->tok.kind != T_EOF) {
 		if (is_word(p, "rule"))
 			parse_rule(p);
@@ -2068,7 +1657,7 @@ mw_rules_free(struct mw_ruleset *rs)
 		free(rs->by_phase[i]);
 	for (l = rs->lists; l != NULL; l = n) {
 		n = l->next;
-		list_free(l);
+		mw_list_free(l);
 	}
 	for (i = 0; i < rs->nfiles; i++)
 		free(rs->files[i]);

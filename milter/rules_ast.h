@@ -146,6 +146,25 @@ struct mw_ruleset {
 	pcre2_match_context *mctx;
 };
 
+/* Lists (rules_list.c). */
+struct list *mw_list_new(const char *name, enum list_type type);
+void mw_list_free(struct list *l);
+/* mw_list_add -- one entry; *why explains a refusal. */
+bool mw_list_add(struct list *l, const char *item, const char **why);
+/* mw_list_finish -- after the last entry; the list is read-only then. */
+bool mw_list_finish(struct list *l);
+/* mw_list_load_file -- entries of a list file, errors at its own lines. */
+void mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path);
+const struct list *mw_list_find(const struct mw_ruleset *rs, const char *name);
+const char *mw_list_type_name(enum list_type t);
+
+/*
+ * mw_norm_address -- local part as is, domain lower-cased, one trailing
+ * dot of the domain dropped, into out (size bytes); false if it does not
+ * fit.
+ */
+bool mw_norm_address(const char *addr, char *out, size_t size);
+
 #define RE_MATCH_LIMIT 1000000
 #define RE_DEPTH_LIMIT 10000
 

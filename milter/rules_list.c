@@ -1,0 +1,207 @@
+/*
+ * rules_list.c -- the lists of the rules language: ip, domain, address
+ * and string lists, inline or read from list files (one entry per line,
+ * "#" comments), each backed by a set whose lookups do not grow with its
+ * size (mw_ipset, mw_domset, mw_strset).
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules_ast.h"
+
+#define LIST_FILE_MAX (256L * 1024 * 1024)
+
+struct list *
+mw_list_new(const char *name, enum list_type type)
+{
+	struct list *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	if (name != NULL && (l->name = strdup(name)) == NULL) {
+		free(l);
+		return NULL;
+	}
+	l->type = type;
+	switch (type) {
+	case L_IP: l->ips = mw_ipset_new(); break;
+	case L_DOMAIN: l->domains = mw_domset_new(); break;
+	case L_ADDRESS: l->strings = mw_strset_new(false); break;
+	case L_STRING: l->strings = mw_strset_new(false); break;
+	}
+	if (l->ips == NULL && l->domains == NULL && l->strings == NULL) {
+		free(l->name);
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+void
+mw_list_free(struct list *l)
+{
+	if (l == NULL)
+		return;
+	mw_ipset_free(l->ips);
+	mw_domset_free(l->domains);
+	mw_strset_free(l->strings);
+	free(l->name);
+	free(l);
+}
+
+/*
+ * mw_norm_address -- local part as is, domain lower-cased, one trailing
+ * dot of the domain dropped.  Writes into out (size bytes); false if it
+ * does not fit.  Shared with eval.c.
+ */
+bool
+mw_norm_address(const char *addr, char *out, size_t size)
+{
+	const char *at = strrchr(addr, '@');
+	size_t len = strlen(addr), i;
+
+	if (len >= size)
+		return false;
+	memcpy(out, addr, len + 1);
+	if (at == NULL)
+		return true;
+	for (i = (size_t)(at - addr) + 1; i < len; i++)
+		out[i] = (char)tolower((unsigned char)out[i]);
+	if (len > 0 && out[len - 1] == '.' && (size_t)(at - addr) + 1 < len - 1)
+		out[len - 1] = '\0';
+	return true;
+}
+
+/* list_add -- one entry; why explains a refusal. */
+bool
+mw_list_add(struct list *l, const char *item, const char **why)
+{
+	char norm[1100];
+
+	switch (l->type) {
+	case L_IP: return mw_ipset_add(l->ips, item, why);
+	case L_DOMAIN: return mw_domset_add(l->domains, item, why);
+	case L_ADDRESS:
+		if (strchr(item, '@') == NULL) {
+			*why = "an address needs an \"@\" (\"@domain\" for a "
+			       "whole domain)";
+			return false;
+		}
+		if (!mw_norm_address(item, norm, sizeof(norm))) {
+			*why = "address too long";
+			return false;
+		}
+		if (!mw_strset_add(l->strings, norm, strlen(norm))) {
+			*why = "out of memory";
+			return false;
+		}
+		return true;
+	case L_STRING:
+		if (!mw_strset_add(l->strings, item, strlen(item))) {
+			*why = "out of memory";
+			return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+bool
+mw_list_finish(struct list *l)
+{
+	return l->type != L_IP || mw_ipset_finish(l->ips);
+}
+
+/* list_load_file -- entries of a list file, errors at its own lines. */
+void
+mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path)
+{
+	struct stat sb;
+	char *buf = NULL;
+	unsigned lineno = 0;
+	size_t len, pos = 0;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		mw_diag_error(diag, path, 0, 0, "cannot open list file: %s",
+		    strerror(errno));
+		return;
+	}
+	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    sb.st_size > LIST_FILE_MAX) {
+		mw_diag_error(diag, path, 0, 0,
+		    "list file is not a regular file of at most %ld bytes",
+		    LIST_FILE_MAX);
+		fclose(fp);
+		return;
+	}
+	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
+		mw_diag_error(diag, path, 0, 0, "out of memory");
+		fclose(fp);
+		return;
+	}
+	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
+	fclose(fp);
+	if (len > (size_t)sb.st_size) {
+		mw_diag_error(diag, path, 0, 0, "file changed while reading");
+		free(buf);
+		return;
+	}
+	while (pos < len) {
+		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
+		size_t llen = nl ? (size_t)(nl - line) : len - pos, s = 0, e;
+		const char *why = NULL;
+		char *hash;
+
+		pos += llen + (nl ? 1 : 0);
+		lineno++;
+		line[llen] = '\0';
+		if (memchr(line, '\0', llen) != NULL) {
+			mw_diag_error(diag, path, lineno, 0,
+			    "NUL byte in line");
+			continue;
+		}
+		if ((hash = strchr(line, '#')) != NULL) {
+			*hash = '\0';
+			llen = (size_t)(hash - line);
+		}
+		while (s < llen && isspace((unsigned char)line[s]))
+			s++;
+		e = llen;
+		while (e > s && isspace((unsigned char)line[e - 1]))
+			e--;
+		if (s == e)
+			continue;
+		line[e] = '\0';
+		if (!mw_list_add(l, line + s, &why))
+			mw_diag_error(diag, path, lineno, (unsigned)s + 1,
+			    "%s: %s", line + s, why ? why : "invalid entry");
+	}
+	free(buf);
+}
+
+const struct list *
+mw_list_find(const struct mw_ruleset *rs, const char *name)
+{
+	const struct list *l;
+
+	for (l = rs->lists; l != NULL; l = l->next)
+		if (strcmp(l->name, name) == 0)
+			return l;
+	return NULL;
+}
+
+const char *
+mw_list_type_name(enum list_type t)
+{
+	static const char *const n[] = { "ip", "domain", "address", "string" };
+
+	return n[t];
+}
