@@ -28,6 +28,13 @@ struct mw_config {
 	char *pidfile;             /* "" = none */
 	char **rules;              /* rules files, NULL-terminated */
 	size_t nrules;
+	/* Roles: the predefined lists of the rules (mw_rules_load). */
+	char **local_domains;     /* NULL-terminated */
+	char *local_domains_file; /* "" = none */
+	char **trusted_networks;  /* NULL-terminated */
+	char *trusted_networks_file;
+	char **submission_listeners;     /* {daemon_name} values */
+	char *sender_login_map;          /* "" = none */
 	unsigned long log_level;         /* enum mw_log_level */
 	unsigned long syslog_facility;   /* LOG_* value */
 	unsigned long on_internal_error; /* enum mw_on_error */

@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "mw_diag.h"
+#include "mw_addr.h"
 #include "mw_ipset.h"
 
 enum mw_phase {
@@ -36,11 +37,24 @@ const char *mw_phase_name(enum mw_phase ph);
 struct mw_ruleset;
 
 /*
- * mw_rules_load -- read files[0..n) in order; NULL with every error in
- * diag (warnings are added too, and do not fail the load).
+ * A list every ruleset has, made from the main configuration
+ * (local_domains, trusted_networks, submission_listeners, sender_logins).
+ */
+struct mw_rules_predef {
+	const char *name;
+	const char *type;   /* "domain", "ip", "string" or "logins" */
+	char *const *items; /* NULL-terminated; may be NULL */
+	const char *file;   /* list file, "" or NULL for none */
+	const char *origin; /* where the items come from, for diagnostics */
+};
+
+/*
+ * mw_rules_load -- the predefined lists, then files[0..n) in order; NULL
+ * with every error in diag (warnings are added too, and do not fail the
+ * load).
  */
 struct mw_ruleset *mw_rules_load(char *const *files, size_t n,
-    struct mw_diag *diag);
+    const struct mw_rules_predef *pre, size_t npre, struct mw_diag *diag);
 
 /* mw_rules_parse -- the same from a buffer (tests, fuzzing); name is used
  * in diagnostics and to resolve relative includes. */
@@ -124,8 +138,13 @@ struct mw_eval {
 	const char *tls_version;
 	const char *auth_user;
 	const char *auth_mech;
-	const char *from;
+	const char *from; /* canonical when it parsed, else as given */
 	const char *rcpt;
+	const char *from_raw, *rcpt_raw; /* as given: for %{from}, %{rcpt} */
+	const struct mw_addr *from_addr; /* NULL outside a message */
+	const struct mw_addr *rcpt_addr; /* at rcpt only */
+	const struct mw_from *hfrom;     /* From: mailboxes, from eoh on */
+	unsigned hfrom_headers;          /* number of From: fields */
 	const char *queue_id;
 	unsigned long rcpt_count;
 	unsigned long size;

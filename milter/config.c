@@ -78,9 +78,34 @@ static const struct mw_param params[] = {
 	{ "pidfile", MW_PT_STRING, OFF(pidfile), "", 0, 0, NULL, NULL, false,
 	    "file to write the process id to (empty: none)" },
 	{ "rules", MW_PT_LIST, OFF(rules),
-	    SYSCONFDIR "/milter-warden/default.rules", 0, CONF_LIST_MAX, NULL,
-	    NULL, true,
+	    SYSCONFDIR "/milter-warden/mx.rules, " SYSCONFDIR
+		       "/milter-warden/submission.rules",
+	    0, CONF_LIST_MAX, NULL, NULL, true,
 	    "rules files, read in order (comma or space separated)" },
+	{ "local_domains", MW_PT_LIST, OFF(local_domains), "", 0, CONF_LIST_MAX,
+	    NULL, NULL, true,
+	    "domains this server receives mail for (the rules' list "
+	    "local_domains): \"example.org\" is that domain, "
+	    "\".example.org\" its subdomains, \"[192.0.2.1]\" an address "
+	    "literal" },
+	{ "local_domains_file", MW_PT_STRING, OFF(local_domains_file), "", 0, 0,
+	    NULL, NULL, true,
+	    "file with more local domains, one per line (empty: none)" },
+	{ "trusted_networks", MW_PT_LIST, OFF(trusted_networks),
+	    "127.0.0.0/8, ::1", 0, CONF_LIST_MAX, NULL, NULL, true,
+	    "client networks that may relay without authentication (the "
+	    "rules' list trusted_networks)" },
+	{ "trusted_networks_file", MW_PT_STRING, OFF(trusted_networks_file), "",
+	    0, 0, NULL, NULL, true,
+	    "file with more trusted networks, one per line (empty: none)" },
+	{ "submission_listeners", MW_PT_LIST, OFF(submission_listeners),
+	    "ORIGINATING", 0, CONF_LIST_MAX, NULL, NULL, true,
+	    "{daemon_name} values of the MTA listeners that take submissions "
+	    "(role submission); every other listener has role mx" },
+	{ "sender_login_map", MW_PT_STRING, OFF(sender_login_map), "", 0, 0,
+	    NULL, NULL, true,
+	    "file mapping each SASL login to the sender addresses it may use "
+	    "(empty: logins own no address)" },
 	{ "log_level", MW_PT_ENUM, OFF(log_level), "info", 0, 0, level_names,
 	    level_values, true,
 	    "least important messages logged: error, warning, notice, info, debug" },

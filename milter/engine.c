@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mw_addr.h"
 #include "mw_engine.h"
 #include "mw_ipset.h"
 #include "mw_log.h"
@@ -36,7 +37,11 @@ struct macro {
 
 /* Message state: from MAIL FROM to end of message or abort. */
 struct mw_msg {
-	char *from; /* without angle brackets */
+	char *from;       /* without angle brackets, as given */
+	char *from_canon; /* normalised (mw_addr), NULL if it did not parse */
+	struct mw_addr from_addr;
+	struct mw_from *hfrom;  /* From: mailboxes, from end of headers */
+	unsigned hfrom_headers; /* From: fields */
 	unsigned long esmtp_size;
 	char **rcpts; /* recipients accepted so far */
 	unsigned long nrcpt;
@@ -100,6 +105,8 @@ msg_end(struct mw_conn *c)
 	if (m == NULL)
 		return;
 	free(m->from);
+	free(m->from_canon);
+	free(m->hfrom);
 	for (i = 0; i < m->nrcpt; i++)
 		free(m->rcpts[i]);
 	free(m->rcpts);
@@ -532,9 +539,14 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	ev->trace = c->trace;
 	ev->trace_arg = c->trace_arg;
 	ev->rcpt = rcpt;
+	ev->rcpt_raw = rcpt;
 	ev->fx = m != NULL ? &m->fx : &c->fx;
 	if (m != NULL) {
-		ev->from = m->from;
+		ev->from = m->from_canon != NULL ? m->from_canon : m->from;
+		ev->from_raw = m->from;
+		ev->from_addr = &m->from_addr;
+		ev->hfrom = m->hfrom;
+		ev->hfrom_headers = m->hfrom_headers;
 		ev->rcpt_count = m->nrcpt;
 		ev->size = m->esmtp_size;
 		ev->headers = m->headers;
@@ -722,6 +734,16 @@ mw_eng_mail(struct mw_conn *c, const char *sender,
 	}
 	if ((c->msg->from = strdup(addr)) == NULL)
 		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
+	/* Rules compare the normalised form: domain case, trailing dot. */
+	if (mw_addr_parse(addr, &c->msg->from_addr) &&
+	    !c->msg->from_addr.null) {
+		char canon[MW_ADDR_MAX + 2];
+
+		if (mw_addr_format(&c->msg->from_addr, canon, sizeof(canon)) &&
+		    (c->msg->from_canon = strdup(canon)) == NULL)
+			return mw_engine_failure(c,
+			    "out of memory at MAIL FROM", r);
+	}
 	c->msg->esmtp_size = esmtp_size(esmtp_args);
 	eval_setup(c, &ev, NULL);
 	return run_rules(c, MW_PH_MAIL, &ev, r);
@@ -748,7 +770,8 @@ enum mw_action
 mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 {
 	const struct mw_config *cfg = c->st->cfg;
-	char addr[MW_ADDR_MAX + 1];
+	char addr[MW_ADDR_MAX + 1], canon[MW_ADDR_MAX + 2];
+	struct mw_addr ra;
 	struct mw_eval ev;
 	struct mw_msg *m;
 	char **v;
@@ -768,6 +791,11 @@ mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 		return MW_TEMPFAIL;
 	}
 	eval_setup(c, &ev, addr);
+	/* The relay decision is made on where it would really go. */
+	if (mw_addr_parse(addr, &ra) && !ra.null &&
+	    mw_addr_format(&ra, canon, sizeof(canon)))
+		ev.rcpt = canon;
+	ev.rcpt_addr = &ra;
 	if (run_rules(c, MW_PH_RCPT, &ev, r) != MW_CONTINUE &&
 	    r->action != MW_ACCEPT) {
 		forget_macros(c, rcpt_macros);
@@ -845,9 +873,22 @@ enum mw_action
 mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 {
 	struct mw_eval ev;
+	struct mw_msg *m;
+	size_t i;
 
-	if (in_message(c, "end of headers", r) == NULL)
+	if ((m = in_message(c, "end of headers", r)) == NULL)
 		return r->action;
+	/* The From: header, for the sender checks: count and mailboxes. */
+	for (i = 0; i < m->nheaders; i++) {
+		if (strcasecmp(m->headers[i].name, "From") != 0)
+			continue;
+		if (m->hfrom_headers++ > 0)
+			continue;
+		if ((m->hfrom = malloc(sizeof(*m->hfrom))) == NULL)
+			return mw_engine_failure(c,
+			    "out of memory at end of headers", r);
+		(void)mw_from_parse(m->headers[i].value, m->hfrom);
+	}
 	eval_setup(c, &ev, NULL);
 	return run_rules(c, MW_PH_EOH, &ev, r);
 }

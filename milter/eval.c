@@ -225,11 +225,40 @@ local_of(const char *addr, char *buf, size_t size)
 	return buf;
 }
 
+/* role -- "submission" on a submission listener, "mx" elsewhere. */
+static const char *
+role_of(const struct mw_ruleset *rs, const struct mw_eval *ev)
+{
+	if (rs->submission != NULL && ev->listener != NULL &&
+	    mw_strset_contains(rs->submission->strings, ev->listener,
+		strlen(ev->listener)))
+		return "submission";
+	return "mx";
+}
+
+/* The first mailbox of the From: header, NULL if there is none. */
+static const struct mw_addr *
+hfrom_first(const struct mw_eval *ev)
+{
+	if (ev->hfrom == NULL || ev->hfrom->malformed || ev->hfrom->n == 0)
+		return NULL;
+	return &ev->hfrom->box[0];
+}
+
 /* The text of a string-like field, NULL when not known. */
 static const char *
-field_text(const struct mw_eval *ev, enum field f, char *buf, size_t size)
+field_text(const struct mw_ruleset *rs, const struct mw_eval *ev, enum field f,
+    char *buf, size_t size)
 {
 	switch (f) {
+	case F_ROLE: return role_of(rs, ev);
+	case F_HFROM:
+		return hfrom_first(ev) != NULL &&
+			mw_addr_format(hfrom_first(ev), buf, size)
+		    ? buf
+		    : NULL;
+	case F_HFROM_DOMAIN:
+		return hfrom_first(ev) != NULL ? hfrom_first(ev)->domain : NULL;
 	case F_CLIENT_IP: return ev->client_ip_text;
 	case F_CLIENT_NAME: return ev->client_name;
 	case F_LISTENER: return ev->listener;
@@ -266,7 +295,19 @@ field_type(enum field f)
 	case F_AUTHENTICATED: return FT_BOOL;
 	case F_RCPT_COUNT:
 	case F_SIZE:
-	case F_SCORE: return FT_NUMBER;
+	case F_SCORE:
+	case F_HFROM_COUNT:
+	case F_HFROM_BOXES: return FT_NUMBER;
+	case F_HFROM: return FT_ADDRESS;
+	case F_HFROM_DOMAIN: return FT_DOMAIN;
+	case F_TRUSTED:
+	case F_FROM_ROUTED:
+	case F_FROM_MALFORMED:
+	case F_FROM_OWNED:
+	case F_RCPT_ROUTED:
+	case F_RCPT_MALFORMED:
+	case F_HFROM_MALFORMED:
+	case F_HFROM_OWNED: return FT_BOOL;
 	default: return FT_STRING;
 	}
 }
@@ -327,10 +368,60 @@ is_address_literal(const char *s)
 	    strchr(inner, ':') == NULL;
 }
 
+/* owned -- may the authenticated login use this address as sender? */
 static bool
-field_bool(const struct mw_eval *ev, enum field f)
+owned(const struct mw_ruleset *rs, const struct mw_eval *ev,
+    const struct mw_addr *a)
+{
+	char buf[MW_ADDR_LOCAL_MAX + MW_ADDR_DOMAIN_MAX + 2];
+
+	if (ev->auth_user == NULL || ev->auth_user[0] == '\0' || a == NULL ||
+	    a->malformed || a->null || a->domain[0] == '\0' ||
+	    !mw_addr_format(a, buf, sizeof(buf)))
+		return false;
+	return mw_list_owns(rs->logins, ev->auth_user, buf);
+}
+
+/*
+ * header_from_owned -- exactly one From: field, every mailbox in it owned
+ * by the login.
+ */
+static bool
+header_from_owned(const struct mw_ruleset *rs, const struct mw_eval *ev)
+{
+	size_t i;
+
+	if (ev->hfrom == NULL || ev->hfrom_headers != 1 ||
+	    ev->hfrom->malformed || ev->hfrom->n == 0 ||
+	    ev->hfrom->n > MW_FROM_MAX)
+		return false;
+	for (i = 0; i < ev->hfrom->n; i++)
+		if (!owned(rs, ev, &ev->hfrom->box[i]))
+			return false;
+	return true;
+}
+
+static bool
+field_bool(const struct mw_ruleset *rs, const struct mw_eval *ev, enum field f)
 {
 	switch (f) {
+	case F_TRUSTED:
+		return rs->trusted != NULL && ev->client_ip != NULL &&
+		    mw_ipset_contains(rs->trusted->ips, ev->client_ip);
+	case F_FROM_ROUTED:
+		return ev->from_addr != NULL && ev->from_addr->routed;
+	case F_FROM_MALFORMED:
+		return ev->from_addr != NULL && ev->from_addr->malformed;
+	case F_FROM_OWNED: return owned(rs, ev, ev->from_addr);
+	case F_RCPT_ROUTED:
+		return ev->rcpt_addr != NULL && ev->rcpt_addr->routed;
+	case F_RCPT_MALFORMED:
+		return ev->rcpt_addr != NULL &&
+		    (ev->rcpt_addr->malformed || ev->rcpt_addr->null);
+	case F_HFROM_MALFORMED:
+		return ev->hfrom != NULL &&
+		    (ev->hfrom->malformed || ev->hfrom->n == 0);
+	case F_HFROM_OWNED: return header_from_owned(rs, ev);
 	case F_HELO_ADDRLIT:
 		return ev->helo != NULL && is_address_literal(ev->helo);
 	case F_HELO_FQDN: return ev->helo != NULL && is_fqdn(ev->helo);
@@ -349,6 +440,8 @@ field_number(const struct mw_eval *ev, enum field f)
 	case F_RCPT_COUNT: return (double)ev->rcpt_count;
 	case F_SIZE: return (double)ev->size;
 	case F_SCORE: return ev->fx != NULL ? ev->fx->score : 0;
+	case F_HFROM_COUNT: return (double)ev->hfrom_headers;
+	case F_HFROM_BOXES: return ev->hfrom != NULL ? (double)ev->hfrom->n : 0;
 	default: return 0;
 	}
 }
@@ -417,8 +510,8 @@ in_list(const struct list *l, const struct mw_eval *ev, enum field f,
 	case L_IP:
 		return ev->client_ip != NULL &&
 		    mw_ipset_contains(l->ips, ev->client_ip);
-	case L_DOMAIN:
-		return text != NULL && mw_domset_contains(l->domains, text);
+	case L_DOMAIN: return text != NULL && mw_list_has_domain(l, text);
+	case L_LOGINS: return M_NO; /* the parser refuses "in" on it */
 	case L_ADDRESS:
 		if (text == NULL || !mw_norm_address(text, norm, sizeof(norm)))
 			return M_NO;
@@ -459,14 +552,14 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 	case C_NOT:
 		m = eval_cond(rs, c->a, ev);
 		return m == M_ERROR ? M_ERROR : (m == M_YES ? M_NO : M_YES);
-	case C_FIELD_BOOL: return field_bool(ev, c->field) ? M_YES : M_NO;
+	case C_FIELD_BOOL: return field_bool(rs, ev, c->field) ? M_YES : M_NO;
 	case C_FIELD_NUM:
 		return numcmp(field_number(ev, c->field), c->op, c->num) ? M_YES
 									 : M_NO;
 	case C_FIELD_EQ: {
 		bool eq;
 
-		t = field_text(ev, c->field, buf, sizeof(buf));
+		t = field_text(rs, ev, c->field, buf, sizeof(buf));
 		if (c->ip_valid) {
 			eq = ev->client_ip != NULL &&
 			    ev->client_ip->family == c->ip.family &&
@@ -483,14 +576,14 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 		return eq != c->neg ? M_YES : M_NO;
 	}
 	case C_FIELD_RE:
-		t = field_text(ev, c->field, buf, sizeof(buf));
+		t = field_text(rs, ev, c->field, buf, sizeof(buf));
 		if (t == NULL)
 			return c->neg ? M_YES : M_NO;
 		if ((m = regex_match(rs, c->re, ev, t, strlen(t))) == M_ERROR)
 			return M_ERROR;
 		return (m == M_YES) != c->neg ? M_YES : M_NO;
 	case C_FIELD_IN:
-		t = field_text(ev, c->field, buf, sizeof(buf));
+		t = field_text(rs, ev, c->field, buf, sizeof(buf));
 		return in_list(c->list, ev, c->field, t);
 	case C_HDR_PRESENT:
 		for (i = 0; i < ev->nheaders; i++)
@@ -592,13 +685,19 @@ interpolate(const char *text, const struct mw_eval *ev, const char *rule_id,
 		else if (IS("helo"))
 			v = ev->helo;
 		else if (IS("from"))
-			v = ev->from;
+			v = ev->from_raw != NULL ? ev->from_raw : ev->from;
 		else if (IS("rcpt"))
-			v = ev->rcpt;
+			v = ev->rcpt_raw != NULL ? ev->rcpt_raw : ev->rcpt;
 		else if (IS("auth.user"))
 			v = ev->auth_user;
 		else if (IS("queue-id"))
 			v = ev->queue_id;
+		else if (IS("header.from"))
+			v = hfrom_first(ev) != NULL &&
+				mw_addr_format(hfrom_first(ev), val,
+				    sizeof(val))
+			    ? val
+			    : NULL;
 		else if (IS("rule"))
 			v = rule_id;
 		else if (IS("score")) {

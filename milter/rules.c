@@ -59,6 +59,20 @@ static const struct field_def {
 	{ "header.name", F_HEADER_NAME, FT_STRING, MW_PH_HEADER, true },
 	{ "header.value", F_HEADER_VALUE, FT_STRING, MW_PH_HEADER, true },
 	{ "score", F_SCORE, FT_NUMBER, MW_PH_CONNECT, false },
+	{ "role", F_ROLE, FT_STRING, MW_PH_CONNECT, false },
+	{ "trusted", F_TRUSTED, FT_BOOL, MW_PH_CONNECT, false },
+	{ "from.routed", F_FROM_ROUTED, FT_BOOL, MW_PH_MAIL, false },
+	{ "from.malformed", F_FROM_MALFORMED, FT_BOOL, MW_PH_MAIL, false },
+	{ "from.owned", F_FROM_OWNED, FT_BOOL, MW_PH_MAIL, false },
+	{ "rcpt.routed", F_RCPT_ROUTED, FT_BOOL, MW_PH_RCPT, true },
+	{ "rcpt.malformed", F_RCPT_MALFORMED, FT_BOOL, MW_PH_RCPT, true },
+	{ "header.from", F_HFROM, FT_ADDRESS, MW_PH_EOH, false },
+	{ "header.from.domain", F_HFROM_DOMAIN, FT_DOMAIN, MW_PH_EOH, false },
+	{ "header.from.count", F_HFROM_COUNT, FT_NUMBER, MW_PH_EOH, false },
+	{ "header.from.mailboxes", F_HFROM_BOXES, FT_NUMBER, MW_PH_EOH, false },
+	{ "header.from.malformed", F_HFROM_MALFORMED, FT_BOOL, MW_PH_EOH,
+	    false },
+	{ "header.from.owned", F_HFROM_OWNED, FT_BOOL, MW_PH_EOH, false },
 };
 
 static const char *const phase_names[MW_PH_COUNT] = { "connect", "helo", "mail",
@@ -67,7 +81,7 @@ static const char *const phase_names[MW_PH_COUNT] = { "connect", "helo", "mail",
 /* Names usable in %{...} of texts. */
 static const char *const interp_names[] = { "client.ip", "client.name", "helo",
 	"from", "rcpt", "auth.user", "score", "labels", "rule", "queue-id",
-	NULL };
+	"header.from", NULL };
 
 /*
  * Macros and the first phase Postfix sends them at, given the lists
@@ -961,7 +975,7 @@ check_text(struct parser *p, const char *s, size_t max, const char *what)
 				    "unknown name %%{%.*s} in %s "
 				    "(known: client.ip, client.name, "
 				    "helo, from, rcpt, auth.user, "
-				    "score, labels, rule, queue-id)",
+				    "score, labels, rule, queue-id, header.from)",
 				    (int)n, q + 2, what);
 			q = end;
 			continue;
@@ -1575,6 +1589,48 @@ finish(struct mw_ruleset *rs, struct mw_diag *diag, size_t errors)
 	return rs;
 }
 
+/*
+ * add_predef -- a list made from the main configuration, defined before
+ * any rules file so that rules can name it (and cannot redefine it).
+ */
+static void
+add_predef(struct parser *p, const struct mw_rules_predef *d)
+{
+	static const char *const types[] = { "ip", "domain", "address",
+		"string", "logins" };
+	struct list *l;
+	size_t t, i;
+
+	for (t = 0; t < 5; t++)
+		if (strcmp(types[t], d->type) == 0)
+			break;
+	if (t == 5 || (l = mw_list_new(d->name, (enum list_type)t)) == NULL) {
+		mw_diag_error(p->diag, d->origin, 0, 0,
+		    "%s: cannot make the list (type %s)", d->name, d->type);
+		return;
+	}
+	for (i = 0; d->items != NULL && d->items[i] != NULL; i++) {
+		const char *why = NULL;
+
+		if (!mw_list_add(l, d->items[i], &why))
+			mw_diag_error(p->diag, d->origin, 0, 0, "%s: %s: %s",
+			    d->name, d->items[i], why ? why : "invalid entry");
+	}
+	if (d->file != NULL && d->file[0] != '\0') {
+		if (l->type == L_LOGINS)
+			mw_list_load_logins(p->diag, l, d->file);
+		else
+			mw_list_load_file(p->diag, l, d->file);
+	}
+	if (!mw_list_finish(l)) {
+		mw_diag_error(p->diag, d->origin, 0, 0, "out of memory");
+		mw_list_free(l);
+		return;
+	}
+	l->next = p->rs->lists;
+	p->rs->lists = l;
+}
+
 struct mw_ruleset *
 mw_rules_parse(const char *name, const char *buf, size_t len,
     struct mw_diag *diag)
@@ -1594,7 +1650,8 @@ mw_rules_parse(const char *name, const char *buf, size_t len,
 }
 
 struct mw_ruleset *
-mw_rules_load(char *const *files, size_t n, struct mw_diag *diag)
+mw_rules_load(char *const *files, size_t n, const struct mw_rules_predef *pre,
+    size_t npre, struct mw_diag *diag)
 {
 	struct parser p;
 	size_t errors = diag->nerrors, i;
@@ -1605,6 +1662,11 @@ mw_rules_load(char *const *files, size_t n, struct mw_diag *diag)
 		mw_diag_error(diag, NULL, 0, 0, "out of memory");
 		return NULL;
 	}
+	for (i = 0; i < npre; i++)
+		add_predef(&p, &pre[i]);
+	p.rs->trusted = mw_list_find(p.rs, "trusted_networks");
+	p.rs->submission = mw_list_find(p.rs, "submission_listeners");
+	p.rs->logins = mw_list_find(p.rs, "sender_logins");
 	for (i = 0; i < n; i++) {
 		size_t len;
 		char *buf;

@@ -36,19 +36,36 @@ enum field {
 	F_SIZE,
 	F_HEADER_NAME,
 	F_HEADER_VALUE,
-	F_SCORE
+	F_SCORE,
+	F_ROLE,
+	F_TRUSTED,
+	F_FROM_ROUTED,
+	F_FROM_MALFORMED,
+	F_FROM_OWNED,
+	F_RCPT_ROUTED,
+	F_RCPT_MALFORMED,
+	F_HFROM,
+	F_HFROM_DOMAIN,
+	F_HFROM_COUNT,
+	F_HFROM_BOXES,
+	F_HFROM_MALFORMED,
+	F_HFROM_OWNED
 };
 
 enum ftype { FT_STRING, FT_DOMAIN, FT_ADDRESS, FT_IP, FT_NUMBER, FT_BOOL };
 
-enum list_type { L_IP, L_DOMAIN, L_ADDRESS, L_STRING };
+/* L_LOGINS: the sender login map, only as the predefined sender_logins. */
+enum list_type { L_IP, L_DOMAIN, L_ADDRESS, L_STRING, L_LOGINS };
 
 struct list {
 	char *name;
 	enum list_type type;
 	struct mw_ipset *ips;
 	struct mw_domset *domains;
-	struct mw_strset *strings; /* address lists: domain part lower-cased */
+	struct mw_strset *strings; /* address lists: domain part lower-cased;
+				      logins: "LOGIN\x01address" and
+				      "LOGIN\x01@domain" */
+	struct mw_strset *exact;   /* domain lists: "=example.org" entries */
 	struct list *next;
 };
 
@@ -144,6 +161,8 @@ struct mw_ruleset {
 	char **files; /* every file read, for diagnostics lifetime */
 	size_t nfiles;
 	pcre2_match_context *mctx;
+	/* The predefined lists the role fields use (NULL when absent). */
+	const struct list *trusted, *submission, *logins;
 };
 
 /* Lists (rules_list.c). */
@@ -156,6 +175,13 @@ bool mw_list_finish(struct list *l);
 /* mw_list_load_file -- entries of a list file, errors at its own lines. */
 void mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path);
 const struct list *mw_list_find(const struct mw_ruleset *rs, const char *name);
+/* mw_list_has_domain -- domain (any case, one trailing dot) in list l. */
+bool mw_list_has_domain(const struct list *l, const char *domain);
+/* mw_list_load_logins -- the sender login map file into an L_LOGINS list. */
+void mw_list_load_logins(struct mw_diag *diag, struct list *l,
+    const char *path);
+/* mw_list_owns -- may login use addr (canonical local@domain)? */
+bool mw_list_owns(const struct list *l, const char *login, const char *addr);
 const char *mw_list_type_name(enum list_type t);
 
 /*

@@ -32,7 +32,15 @@ mw_list_new(const char *name, enum list_type type)
 	l->type = type;
 	switch (type) {
 	case L_IP: l->ips = mw_ipset_new(); break;
-	case L_DOMAIN: l->domains = mw_domset_new(); break;
+	case L_DOMAIN:
+		l->domains = mw_domset_new();
+		l->exact = mw_strset_new(true);
+		if (l->exact == NULL) {
+			mw_domset_free(l->domains);
+			l->domains = NULL;
+		}
+		break;
+	case L_LOGINS: l->strings = mw_strset_new(false); break;
 	case L_ADDRESS: l->strings = mw_strset_new(false); break;
 	case L_STRING: l->strings = mw_strset_new(false); break;
 	}
@@ -52,6 +60,7 @@ mw_list_free(struct list *l)
 	mw_ipset_free(l->ips);
 	mw_domset_free(l->domains);
 	mw_strset_free(l->strings);
+	mw_strset_free(l->exact);
 	free(l->name);
 	free(l);
 }
@@ -87,7 +96,33 @@ mw_list_add(struct list *l, const char *item, const char **why)
 
 	switch (l->type) {
 	case L_IP: return mw_ipset_add(l->ips, item, why);
-	case L_DOMAIN: return mw_domset_add(l->domains, item, why);
+	case L_DOMAIN:
+		if (item[0] == '=') {
+			/* "=example.org": that domain, not its subdomains. */
+			struct mw_domset *check = mw_domset_new();
+			size_t len = strlen(item + 1);
+			bool ok;
+
+			if (check == NULL) {
+				*why = "out of memory";
+				return false;
+			}
+			ok = mw_domset_add(check, item + 1, why);
+			mw_domset_free(check);
+			if (!ok)
+				return false;
+			if (len > 0 && item[len] == '.')
+				len--;
+			if (!mw_strset_add(l->exact, item + 1, len)) {
+				*why = "out of memory";
+				return false;
+			}
+			return true;
+		}
+		return mw_domset_add(l->domains, item, why);
+	case L_LOGINS:
+		*why = "login map entries come from sender_login_map";
+		return false;
 	case L_ADDRESS:
 		if (strchr(item, '@') == NULL) {
 			*why = "an address needs an \"@\" (\"@domain\" for a "
@@ -201,7 +236,139 @@ mw_list_find(const struct mw_ruleset *rs, const char *name)
 const char *
 mw_list_type_name(enum list_type t)
 {
-	static const char *const n[] = { "ip", "domain", "address", "string" };
+	static const char *const n[] = { "ip", "domain", "address", "string",
+		"login map" };
 
 	return n[t];
+}
+
+bool
+mw_list_has_domain(const struct list *l, const char *domain)
+{
+	size_t len = strlen(domain);
+
+	if (mw_domset_contains(l->domains, domain))
+		return true;
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	return mw_strset_contains(l->exact, domain, len);
+}
+
+/* login_key -- "LOGIN\x01entry" into buf; false if it does not fit. */
+static bool
+login_key(char *buf, size_t size, const char *login, const char *entry)
+{
+	int n = snprintf(buf, size, "%s\x01%s", login, entry);
+
+	return n >= 0 && (size_t)n < size;
+}
+
+/*
+ * mw_list_load_logins -- one login per line: the login, then ":" or
+ * white space, then the addresses it may use as sender, separated by
+ * commas or white space ("@example.org" for a whole domain).  "#" starts
+ * a comment.  Errors at PATH:LINE:COL.
+ */
+void
+mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
+{
+	char line[8192];
+	unsigned lineno = 0;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		mw_diag_error(diag, path, 0, 0,
+		    "cannot open sender login map: %s", strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		size_t len = strlen(line), i = 0, start, n = 0;
+		char login[1100], *hash;
+
+		lineno++;
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			mw_diag_error(diag, path, lineno, 0,
+			    "line longer than %zu bytes", sizeof(line) - 2);
+			while (len > 0 && line[len - 1] != '\n' &&
+			    fgets(line, sizeof(line), fp) != NULL)
+				len = strlen(line);
+			continue;
+		}
+		if ((hash = strchr(line, '#')) != NULL)
+			*hash = '\0';
+		while (line[i] == ' ' || line[i] == '\t')
+			i++;
+		if (line[i] == '\0' || line[i] == '\n' || line[i] == '\r')
+			continue;
+		start = i;
+		while (line[i] != '\0' && !isspace((unsigned char)line[i]) &&
+		    line[i] != ':')
+			i++;
+		if (i - start >= sizeof(login)) {
+			mw_diag_error(diag, path, lineno, (unsigned)start + 1,
+			    "login too long");
+			continue;
+		}
+		memcpy(login, line + start, i - start);
+		login[i - start] = '\0';
+		if (line[i] == ':')
+			i++;
+		for (;;) {
+			char entry[1100], norm[1100], key[2300];
+			size_t e;
+
+			while (line[i] == ' ' || line[i] == '\t' ||
+			    line[i] == ',' || line[i] == '\r' ||
+			    line[i] == '\n')
+				i++;
+			if (line[i] == '\0')
+				break;
+			for (e = i; line[e] != '\0' && line[e] != ',' &&
+			     !isspace((unsigned char)line[e]);
+			     e++)
+				;
+			if (e - i >= sizeof(entry) ||
+			    memchr(line + i, '@', e - i) == NULL) {
+				mw_diag_error(diag, path, lineno,
+				    (unsigned)i + 1,
+				    "%.*s: not an address or @domain",
+				    (int)(e - i > 200 ? 200 : e - i), line + i);
+				i = e;
+				continue;
+			}
+			memcpy(entry, line + i, e - i);
+			entry[e - i] = '\0';
+			if (!mw_norm_address(entry, norm, sizeof(norm)) ||
+			    !login_key(key, sizeof(key), login, norm) ||
+			    !mw_strset_add(l->strings, key, strlen(key))) {
+				mw_diag_error(diag, path, lineno,
+				    (unsigned)i + 1,
+				    "entry too long or out of memory");
+				break;
+			}
+			n++;
+			i = e;
+		}
+		if (n == 0)
+			mw_diag_error(diag, path, lineno, (unsigned)start + 1,
+			    "login %s owns no address", login);
+	}
+	if (ferror(fp))
+		mw_diag_error(diag, path, 0, 0, "read error");
+	fclose(fp);
+}
+
+bool
+mw_list_owns(const struct list *l, const char *login, const char *addr)
+{
+	char key[2300];
+	const char *at = strrchr(addr, '@');
+
+	if (l == NULL || login == NULL || addr == NULL || at == NULL)
+		return false;
+	if (login_key(key, sizeof(key), login, addr) &&
+	    mw_strset_contains(l->strings, key, strlen(key)))
+		return true;
+	return login_key(key, sizeof(key), login, at) &&
+	    mw_strset_contains(l->strings, key, strlen(key));
 }

@@ -32,7 +32,21 @@ mw_state_build(const char *path, const char *const *overrides,
 	for (; overrides != NULL && overrides[0] != NULL; overrides += 2)
 		(void)mw_config_set(cfg, overrides[0], overrides[1], diag);
 	(void)mw_config_check_refs(cfg, diag);
-	rules = mw_rules_load(cfg->rules, cfg->nrules, diag);
+	{
+		const struct mw_rules_predef pre[] = {
+			{ "local_domains", "domain", cfg->local_domains,
+			    cfg->local_domains_file, cfg->path },
+			{ "trusted_networks", "ip", cfg->trusted_networks,
+			    cfg->trusted_networks_file, cfg->path },
+			{ "submission_listeners", "string",
+			    cfg->submission_listeners, NULL, cfg->path },
+			{ "sender_logins", "logins", NULL,
+			    cfg->sender_login_map, cfg->path },
+		};
+
+		rules = mw_rules_load(cfg->rules, cfg->nrules, pre,
+		    sizeof(pre) / sizeof(pre[0]), diag);
+	}
 	if (diag->nerrors > errors || rules == NULL) {
 		mw_rules_free(rules);
 		mw_config_free(cfg);

@@ -56,9 +56,10 @@ empty_file_gives_every_default(void **state)
 	assert_string_equal(c->socket_group, "");
 	assert_string_equal(c->user, "milter-warden");
 	assert_string_equal(c->pidfile, "");
-	assert_int_equal(c->nrules, 1);
-	assert_string_equal(c->rules[0],
-	    SYSCONFDIR "/milter-warden/default.rules");
+	assert_int_equal(c->nrules, 2);
+	assert_string_equal(c->rules[0], SYSCONFDIR "/milter-warden/mx.rules");
+	assert_string_equal(c->rules[1],
+	    SYSCONFDIR "/milter-warden/submission.rules");
 	assert_int_equal(c->log_level, MW_LOG_INFO);
 	assert_int_equal(c->syslog_facility, LOG_MAIL);
 	assert_int_equal(c->on_internal_error, MW_ON_ERROR_TEMPFAIL);

@@ -122,7 +122,7 @@ every_error_is_reported_in_one_pass(void **state)
 		"(at offset 3)",
 		"t.rules:11:27: unknown name %{nope} in the reply text (known: "
 		"client.ip, client.name, helo, from, rcpt, auth.user, score, "
-		"labels, rule, queue-id)",
+		"labels, rule, queue-id, header.from)",
 		"t.rules:12:13: 300.1.2.3: not an IP address",
 		"t.rules:13:26: discard needs a message: not at the connect "
 		"phase",
@@ -200,7 +200,7 @@ includes_and_list_files_report_their_own_positions(void **state)
 			"include \"missing.rules\"\n") > 0);
 	main_rules = write_file(dir, "main.rules", text);
 	mw_diag_init(&d);
-	rs = mw_rules_load(&main_rules, 1, &d);
+	rs = mw_rules_load(&main_rules, 1, NULL, 0, &d);
 	assert_null(rs);
 	assert_int_equal(d.n, 3);
 	snprintf(want, sizeof(want), "%s: not-an-ip: ", lst);
@@ -231,7 +231,7 @@ include_cycles_are_refused(void **state)
 	(void)state;
 	a = write_file(dir, "a.rules", "include \"a.rules\"\n");
 	mw_diag_init(&d);
-	assert_null(mw_rules_load(&a, 1, &d));
+	assert_null(mw_rules_load(&a, 1, NULL, 0, &d));
 	assert_int_equal(d.nerrors, 1);
 	assert_true(asprintf(&want,
 			"%s:1:9: %s is already read (included "
@@ -583,7 +583,7 @@ include_cycle_through_another_spelling_is_found(void **state)
 	a = write_file(dir, "a.rules", "include \"./b.rules\"\n");
 	free(write_file(dir, "b.rules", "include \"./a.rules\"\n"));
 	mw_diag_init(&d);
-	assert_null(mw_rules_load(&a, 1, &d));
+	assert_null(mw_rules_load(&a, 1, NULL, 0, &d));
 	assert_int_equal(d.nerrors, 1);
 	assert_true(asprintf(&want,
 			"%s/./b.rules:1:9: %s/././a.rules is already "
