@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,11 +58,17 @@ parse_domain(struct mw_addr *a, const char *s, const char *end)
 			return bad(a, "bad address literal");
 		memcpy(inner, s + 1, len - 2);
 		inner[len - 2] = '\0';
+		/* RFC 5321: [192.0.2.1] or [IPv6:2001:db8::1], nothing else. */
 		ip = inner;
-		if (strncasecmp(ip, "IPv6:", 5) == 0)
+		if (strncasecmp(ip, "IPv6:", 5) == 0) {
 			ip += 5;
-		if (!mw_ip_parse(ip, &dummy))
+			if (!mw_ip_parse(ip, &dummy) ||
+			    dummy.family != AF_INET6 || strchr(ip, '[') != NULL)
+				return bad(a, "bad address literal");
+		} else if (!mw_ip_parse(ip, &dummy) ||
+		    dummy.family != AF_INET || strchr(ip, ':') != NULL) {
 			return bad(a, "bad address literal");
+		}
 		a->literal = true;
 		for (i = 0; i < len; i++)
 			d[i] = (char)tolower((unsigned char)s[i]);
@@ -78,10 +86,23 @@ parse_domain(struct mw_addr *a, const char *s, const char *end)
 		if (ch == '.') {
 			if (i == 0 || s[i - 1] == '.' || i == len - 1)
 				return bad(a, "empty label in domain");
+			if (s[i - 1] == '-' || s[i + 1] == '-')
+				return bad(a, "hyphen at the edge of a label");
 		} else if (!isalnum(ch) && ch != '-' && ch != '_') {
 			return bad(a, "invalid character in domain");
 		}
 		d[i] = (char)tolower(ch);
+	}
+	if (s[0] == '-' || s[len - 1] == '-')
+		return bad(a, "hyphen at the edge of a label");
+	for (i = 0; i < len;) {
+		size_t l = strcspn(s + i, ".");
+
+		if (l > len - i)
+			l = len - i;
+		if (l > 63)
+			return bad(a, "label longer than 63 bytes");
+		i += l + 1;
 	}
 	d[len] = '\0';
 	return true;
@@ -108,6 +129,9 @@ mw_addr_parse(const char *raw, struct mw_addr *a)
 		return bad(a, "unbalanced angle brackets");
 	}
 	if (s == end) {
+		/* Only "<>" is the null sender; nothing at all is an error. */
+		if (raw[0] == '\0' || s == raw)
+			return bad(a, "empty address");
 		a->null = true;
 		return true;
 	}
@@ -138,6 +162,8 @@ mw_addr_parse(const char *raw, struct mw_addr *a)
 		if (p >= end)
 			return bad(a, "unterminated quoted local part");
 		p++;
+		if (n == 0)
+			return bad(a, "empty local part");
 		if (p < end && *p != '@')
 			return bad(a, "text after the quoted local part");
 	} else {
@@ -169,31 +195,75 @@ mw_addr_parse(const char *raw, struct mw_addr *a)
 			nat++;
 			at = q;
 		}
-	if (nat > 1) {
-		routed(a, "several @");
-		/* The last one names where it would really go. */
-	}
+	/*
+	 * user@host@ours: not an address (RFC 5321 and 5322 allow one "@"
+	 * outside quotes); MTAs disagree on where it goes, so it is never
+	 * local, and never anyone's own.
+	 */
+	if (nat > 1)
+		return bad(a, "several @");
 	if ((size_t)(end - at - 1) >= sizeof(a->domain))
 		return bad(a, "domain too long");
-	if (nat > 1)
-		for (const char *q = p + 1; q < at; q++)
-			if (!is_atext((unsigned char)*q) && *q != '@')
-				return bad(a, "invalid character in address");
 	return parse_domain(a, at + 1, end);
+}
+
+/* needs_quotes -- can the local part not be written as a dot-atom? */
+static bool
+needs_quotes(const char *local)
+{
+	size_t i, len = strlen(local);
+
+	if (len == 0 || local[0] == '.' || local[len - 1] == '.' ||
+	    strstr(local, "..") != NULL)
+		return true;
+	for (i = 0; i < len; i++)
+		if (!is_atext((unsigned char)local[i]) &&
+		    (unsigned char)local[i] < 0x80)
+			return true;
+	return false;
 }
 
 bool
 mw_addr_format(const struct mw_addr *a, char *buf, size_t size)
 {
+	size_t o = 0, i;
 	int n;
 
-	if (a->null)
-		n = snprintf(buf, size, "%s", "");
-	else if (a->domain[0] == '\0')
+	if (a->null) {
+		if (size == 0)
+			return false;
+		buf[0] = '\0';
+		return true;
+	}
+	if (needs_quotes(a->local)) {
+		/* "john smith"@example.org stays one address when written. */
+		if (o + 1 >= size)
+			return false;
+		buf[o++] = '"';
+		for (i = 0; a->local[i] != '\0'; i++) {
+			if (a->local[i] == '"' || a->local[i] == '\\') {
+				if (o + 1 >= size)
+					return false;
+				buf[o++] = '\\';
+			}
+			if (o + 1 >= size)
+				return false;
+			buf[o++] = a->local[i];
+		}
+		if (o + 1 >= size)
+			return false;
+		buf[o++] = '"';
+		buf[o] = '\0';
+	} else {
 		n = snprintf(buf, size, "%s", a->local);
-	else
-		n = snprintf(buf, size, "%s@%s", a->local, a->domain);
-	return n >= 0 && (size_t)n < size;
+		if (n < 0 || (size_t)n >= size)
+			return false;
+		o = (size_t)n;
+	}
+	if (a->domain[0] == '\0')
+		return true;
+	n = snprintf(buf + o, size - o, "@%s", a->domain);
+	return n >= 0 && (size_t)n < size - o;
 }
 
 /* ------------------------------------------------------------ From: */

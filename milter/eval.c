@@ -375,8 +375,9 @@ owned(const struct mw_ruleset *rs, const struct mw_eval *ev,
 {
 	char buf[MW_ADDR_LOCAL_MAX + MW_ADDR_DOMAIN_MAX + 2];
 
+	/* An address with routing of its own is nobody's. */
 	if (ev->auth_user == NULL || ev->auth_user[0] == '\0' || a == NULL ||
-	    a->malformed || a->null || a->domain[0] == '\0' ||
+	    a->malformed || a->null || a->routed || a->domain[0] == '\0' ||
 	    !mw_addr_format(a, buf, sizeof(buf)))
 		return false;
 	return mw_list_owns(rs->logins, ev->auth_user, buf);
