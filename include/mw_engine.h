@@ -29,7 +29,7 @@ enum mw_action {
 	MW_ERROR     /* internal failure: see mw_engine_failure() */
 };
 
-#define MW_REPLY_TEXT_MAX 256
+#define MW_REPLY_TEXT_MAX 512 /* 255 bytes of text with every % doubled */
 
 struct mw_reply {
 	enum mw_action action;

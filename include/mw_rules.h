@@ -155,8 +155,9 @@ struct mw_eval {
 	size_t body_len;
 	const char *(*macro)(const void *arg, const char *name);
 	const void *macro_arg;
-	struct mw_fx *fx; /* where this phase's effects go */
-	void *match_data; /* pcre2_match_data * of the caller's thread */
+	struct mw_fx *fx;      /* where this phase's effects go */
+	void *match_data;      /* pcre2_match_data * of the caller's thread */
+	unsigned long session; /* for log lines (session=) */
 	void (*trace)(void *arg, const struct mw_rule_hit *hit);
 	void *trace_arg;
 };

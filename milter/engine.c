@@ -373,10 +373,13 @@ ll_effects(struct logline *ll, const struct mw_fx *fx)
 	char buf[1024];
 	size_t i, o = 0;
 
-	if (fx->nhits == 0 && fx->score == 0)
+	if (fx->nhits == 0 && fx->nlabels == 0)
 		return;
-	snprintf(buf, sizeof(buf), "%g", fx->score);
-	ll_field(ll, "score", buf, "", "");
+	/* A score only when a score action ran. */
+	if (fx->nlabels > 0) {
+		snprintf(buf, sizeof(buf), "%g", fx->score);
+		ll_field(ll, "score", buf, "", "");
+	}
 	buf[0] = '\0';
 	for (i = 0; i < fx->nlabels && o < sizeof(buf); i++)
 		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s",
@@ -434,8 +437,19 @@ log_decision(const struct mw_conn *c, enum mw_log_level level,
 		ll_field(&ll, "dsn", r->dsn, "", "");
 	}
 	ll_field(&ll, "rule", r->rule, "", "");
-	if (r->text[0] != '\0')
-		ll_field(&ll, "reason", r->text, "\"", "\"");
+	if (r->text[0] != '\0') {
+		/* The text as the client reads it: "%%" was for libmilter. */
+		char plain[MW_REPLY_TEXT_MAX];
+		size_t i, o = 0;
+
+		for (i = 0; r->text[i] != '\0' && o + 1 < sizeof(plain); i++) {
+			plain[o++] = r->text[i];
+			if (r->text[i] == '%' && r->text[i + 1] == '%')
+				i++;
+		}
+		plain[o] = '\0';
+		ll_field(&ll, "reason", plain, "\"", "\"");
+	}
 	mw_log(level, "%s", ll.buf);
 }
 
@@ -536,6 +550,7 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	ev->macro = eval_macro;
 	ev->macro_arg = c;
 	ev->match_data = c->match_data;
+	ev->session = c->id;
 	ev->trace = c->trace;
 	ev->trace_arg = c->trace_arg;
 	ev->rcpt = rcpt;
@@ -1076,7 +1091,7 @@ plan_ops(struct mw_conn *c)
 enum mw_action
 mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 {
-	char extra[160];
+	char extra[512];
 	struct mw_eval ev;
 	struct mw_msg *m;
 
@@ -1121,8 +1136,17 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 	    m->body_scanned < m->body_bytes || m->body_skipped
 		? " body=limit-reached"
 		: "",
-	    m->fx.quarantine != NULL ? " quarantine=yes" : "",
-	    c->nops > 0 ? " modified=yes" : "");
+	    "", c->nops > 0 ? " modified=yes" : "");
+	if (m->fx.quarantine != NULL) {
+		/* Postfix logs only "milter triggers HOLD action": say why. */
+		char q[300];
+		size_t len = strlen(extra);
+
+		(void)mw_printable(q, sizeof(q), m->fx.quarantine,
+		    strlen(m->fx.quarantine));
+		snprintf(extra + len, sizeof(extra) - len, " quarantine=\"%s\"",
+		    q);
+	}
 	set_reply(r, MW_ACCEPT, "", "", r->rule, "%s", "");
 	log_decision(c, MW_LOG_INFO, r, NULL, extra);
 	c->nmsgs++;

@@ -80,6 +80,17 @@ strv_push(char ***v, size_t *n, const char *s)
 }
 
 static bool
+strv_has(char *const *v, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static bool
 dup_opt(char **dst, const char *src)
 {
 	*dst = NULL;
@@ -880,15 +891,20 @@ mw_rules_run(const struct mw_ruleset *rs, enum mw_phase ph, struct mw_eval *ev,
 						       ->report_hits,
 			    1, memory_order_relaxed);
 			d->report_only_hit = true;
-			mw_info("%s: rule=%s report-only: would %s",
+			mw_info("%s: session=%lx%s%s%s rule=%s report-only: "
+				"would %s",
 			    ev->queue_id != NULL ? ev->queue_id : "NOQUEUE",
-			    r->id, r->actions_text ? r->actions_text : "");
+			    ev->session, ev->rcpt_raw != NULL ? " rcpt=<" : "",
+			    ev->rcpt_raw != NULL ? ev->rcpt_raw : "",
+			    ev->rcpt_raw != NULL ? ">" : "", r->id,
+			    r->actions_text ? r->actions_text : "");
 			continue;
 		}
 		/* The counters are the only thing evaluation writes. */
 		atomic_fetch_add_explicit(&((struct rule *)r)->hits, 1,
 		    memory_order_relaxed);
-		if (ev->fx != NULL)
+		if (ev->fx != NULL &&
+		    !strv_has(ev->fx->hits, ev->fx->nhits, r->id))
 			(void)strv_push(&ev->fx->hits, &ev->fx->nhits, r->id);
 		if (apply(r, ev, d, &stopped)) {
 			if (stopped)

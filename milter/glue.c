@@ -28,6 +28,7 @@
 struct session {
 	struct mw_conn *conn; /* NULL until connect */
 	bool can_skip;        /* the MTA accepts SMFIS_SKIP */
+	bool leadspc;         /* header values carry their leading space */
 };
 
 static atomic_uint active_sessions;
@@ -199,6 +200,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	*pf2 = 0;
 	*pf3 = 0;
 	s->can_skip = (*pf1 & SMFIP_SKIP) != 0;
+	s->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
 	if (f0 & SMFIF_SETSYMLIST) {
 		for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
 			join_macros(buf, sizeof(buf), lists[i].names);
@@ -347,24 +349,35 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
  * half-modified, or unmodified when a rule said otherwise.
  */
 static bool
-apply_ops(SMFICTX *ctx, const struct mw_op *ops, size_t n)
+apply_ops(SMFICTX *ctx, const struct session *s, const struct mw_op *ops,
+    size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		const struct mw_op *o = &ops[i];
+		char *value = o->value;
 		int rc = MI_FAILURE;
 
+		/*
+		 * With SMFIP_HDR_LEADSPC negotiated the MTA writes values as
+		 * given, so the space after the colon is ours to send.
+		 */
+		if (s->leadspc && o->value != NULL &&
+		    o->kind != MW_OP_QUARANTINE &&
+		    asprintf(&value, " %s", o->value) < 0) {
+			mw_error("end of message: out of memory");
+			return false;
+		}
 		switch (o->kind) {
 		case MW_OP_ADD_HEADER:
-			rc = smfi_addheader(ctx, o->name, o->value);
+			rc = smfi_addheader(ctx, o->name, value);
 			break;
 		case MW_OP_INSERT_HEADER:
-			rc = smfi_insheader(ctx, 0, o->name, o->value);
+			rc = smfi_insheader(ctx, 0, o->name, value);
 			break;
 		case MW_OP_CHANGE_HEADER:
-			rc = smfi_chgheader(ctx, o->name, (int)o->index,
-			    o->value);
+			rc = smfi_chgheader(ctx, o->name, (int)o->index, value);
 			break;
 		case MW_OP_ADD_RCPT: rc = smfi_addrcpt(ctx, o->name); break;
 		case MW_OP_DELETE_RCPT: rc = smfi_delrcpt(ctx, o->name); break;
@@ -372,6 +385,8 @@ apply_ops(SMFICTX *ctx, const struct mw_op *ops, size_t n)
 			rc = smfi_quarantine(ctx, o->value);
 			break;
 		}
+		if (value != o->value)
+			free(value);
 		if (rc != MI_SUCCESS) {
 			mw_error("end of message: the MTA refused change %zu "
 				 "(%d on %s); was the action negotiated?",
@@ -396,7 +411,7 @@ cb_eom(SMFICTX *ctx)
 	(void)mw_eng_eom(s->conn, &r);
 	ops = mw_conn_ops(s->conn, &n);
 	if ((r.action == MW_ACCEPT || r.action == MW_CONTINUE) &&
-	    !apply_ops(ctx, ops, n))
+	    !apply_ops(ctx, s, ops, n))
 		return fail(ctx, s,
 		    "the MTA refused a header or recipient "
 		    "change");

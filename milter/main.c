@@ -351,9 +351,9 @@ reload(void)
 		if (old != NULL)
 			(void)mw_config_keep_static(st->cfg, old->cfg);
 		mw_state_publish(st);
-		mw_notice(
-		    "reload: configuration reloaded (generation %lu, "
-		    "%u sessions in flight finish under the previous one)",
+		mw_notice("reload: configuration reloaded (generation %lu, "
+			  "sessions in flight, which finish under the previous "
+			  "one: %u)",
 		    old != NULL ? old->generation + 1 : 1UL, mw_glue_active());
 	}
 	mw_state_unref(old);

@@ -249,14 +249,8 @@ it_init() {
 	ports=$("$PY" "$HARNESS_PY" free-ports 2)
 	SMTPD_PORT=$(sed -n 1p <<<"$ports")
 	SINK_PORT=$(sed -n 2p <<<"$ports")
-	MW_RULES=$MW_TOP/rules/default.rules
-	if [[ ! -e $MW_RULES ]]; then
-		# Until the repository ships one: an empty rules file, in $T, never in the tree.
-		MW_RULES=$T/placeholder.rules
-		echo "# placeholder written by tests/integration/lib.sh" >"$MW_RULES"
-		chmod 0644 "$MW_RULES"
-		note "harness: $MW_TOP/rules/default.rules is missing; using an empty placeholder"
-	fi
+	# The shipped rulesets, as the default configuration names them.
+	MW_RULES="$MW_TOP/rules/mx.rules, $MW_TOP/rules/submission.rules"
 	mw_config
 	note "harness: $T (smtpd 127.0.0.1:$SMTPD_PORT, sink 127.0.0.1:$SINK_PORT)"
 }
@@ -572,6 +566,7 @@ scache     unix  - - n - 1 scache
 postlog    unix-dgram n - n - 1 postlogd
 EOF
 	printf '* smtp:[127.0.0.1]:%s\n' "$SINK_PORT" >"$PF_DIR/transport"
+	pf_write_extras
 }
 
 # pf_make_spool: create the queue and data directories as Postfix's own postfix-files says
@@ -718,4 +713,174 @@ session_abort() {
 	wait "$CHAT_PID" 2>/dev/null || true
 	exec {CHAT_IN}<&- {CHAT_OUT}>&- 2>/dev/null || true
 	CHAT_PID=
+}
+
+# ---------------------------------------------------------------- rules files
+
+# rules_write FILE: write the rules read from standard input to FILE (a path in $T), readable
+# by the daemon after its privilege drop. The file is replaced atomically, so a SIGHUP never
+# sees half a file. Point the daemon at it with mw_config rules=FILE.
+rules_write() {
+	cat >"$1.new"
+	chmod 0644 "$1.new"
+	mv -f "$1.new" "$1"
+}
+
+# rules_check FILE WHAT: "milter-warden -n" accepts a configuration (written in $T) naming FILE;
+# catches a test whose own rules are wrong before any mail is sent.
+rules_check() {
+	local conf out
+	conf=$T/check.$(basename "$1").conf
+	printf 'user = %s\nrules = %s\n' "$MW_USER" "$1" >"$conf"
+	out=$("$MW_BIN" -n -c "$conf" 2>&1) || {
+		printf '%s\n' "$out" | sed 's/^/  | /' >&2
+		fail "$2: milter-warden -n refused $1"
+	}
+	note "ok: $2"
+}
+
+# sink_header FILE NAME: every NAME: header field in the header section of a delivered message,
+# as it stands there ("Name: value", name without case), one a line; the first line of a folded
+# field only.
+sink_header() { sed -n '/^$/q; /^'"$2"':/Ip' "$1"; }
+
+# wait_for_sink TOKEN SECONDS: wait (bounded) until a delivered message carries TOKEN; for a
+# test that leaves something in the queue on purpose (wait_for_delivery wants it empty).
+wait_for_sink() {
+	local i
+	for ((i = 0; i < $2 * 10 * SCALE; i++)); do
+		[[ -n $(sink_find "$1") ]] && return 0
+		sleep 0.1
+	done
+	fail "no delivered message with $1 within $(($2 * SCALE))s"
+}
+
+# ---------------------------------------------------------------- relay and authentication policy
+
+# Extra main.cf parameters and master.cf services for the private Postfix, set by pf_main and
+# pf_listener before pf_start (or before a pf_stop/pf_start pair). Empty: the harness defaults.
+declare -A PF_MAIN_EXTRA=()
+declare -a PF_MAIN_EXTRA_KEYS=()
+declare -a PF_MASTER_EXTRA=()
+declare -a PF_EXTRA_PORTS=()
+
+# pf_main KEY=VALUE...: set main.cf parameters of the private Postfix, after the harness
+# defaults (a key the harness sets is replaced in place with postconf -e, not repeated). An
+# empty VALUE ("smtpd_recipient_restrictions=") sets the parameter to empty.
+pf_main() {
+	local kv k
+	for kv in "$@"; do
+		[[ $kv == *=* ]] || fail "harness: pf_main wants KEY=VALUE, got '$kv'"
+		k=${kv%%=*}
+		[[ -v "PF_MAIN_EXTRA[$k]" ]] || PF_MAIN_EXTRA_KEYS+=("$k")
+		PF_MAIN_EXTRA[$k]=${kv#*=}
+	done
+}
+
+# pf_listener VAR [NAME=VALUE]...: one more smtpd service in the private master.cf, on a free
+# port of 127.0.0.1 that goes into the variable VAR, with "-o NAME=VALUE" for each argument
+# (no white space in a VALUE). E.g. a submission listener:
+#     pf_listener SUBMIT_PORT milter_macro_daemon_name=ORIGINATING smtpd_sasl_auth_enable=yes
+pf_listener() {
+	local var=$1 port kv line i
+	shift
+	for ((i = 0; i < 20; i++)); do
+		port=$("$PY" "$HARNESS_PY" free-ports 1)
+		[[ $port != "$SMTPD_PORT" && $port != "$SINK_PORT" &&
+			" ${PF_EXTRA_PORTS[*]} " != *" $port "* ]] && break
+		port=
+	done
+	[[ -n $port ]] || fail "harness: no free port for another listener"
+	PF_EXTRA_PORTS+=("$port")
+	line="127.0.0.1:$port inet n - n - - smtpd"
+	for kv in "$@"; do
+		[[ $kv == *=* && $kv != *[[:space:]]* ]] ||
+			fail "harness: pf_listener wants NAME=VALUE without white space, got '$kv'"
+		line+=" -o $kv"
+	done
+	PF_MASTER_EXTRA+=("$line")
+	printf -v "$var" '%s' "$port"
+	note "harness: extra smtpd listener 127.0.0.1:$port${*:+ ($*)}"
+}
+
+# pf_write_extras: apply pf_main and pf_listener to the files pf_write_config just wrote
+# (called at its end; nothing to do when neither was used).
+pf_write_extras() {
+	local -a kvs=()
+	local k line
+	for k in "${PF_MAIN_EXTRA_KEYS[@]}"; do kvs+=("$k=${PF_MAIN_EXTRA[$k]}"); done
+	if ((${#kvs[@]} > 0)); then
+		postconf -c "$PF_DIR" -e "${kvs[@]}" || fail "harness: postconf -e ${kvs[*]} failed"
+	fi
+	for line in "${PF_MASTER_EXTRA[@]}"; do printf '%s\n' "$line" >>"$PF_DIR/master.cf"; done
+}
+
+# pf_wait_listening PORT: wait (bounded) until the private Postfix listens on 127.0.0.1:PORT
+# (pf_start waits for $SMTPD_PORT only; the master opens every listener at once).
+pf_wait_listening() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		"$PY" "$HARNESS_PY" is-listening "$1" && return 0
+		sleep 0.1
+	done
+	fail "Postfix not listening on 127.0.0.1:$1 after 10s"
+}
+
+# pf_open_relay: make the private Postfix itself relay anything for the test client, and
+# pass addresses with sender-specified routing through as written (no percent hack, no
+# bang-path swap), so that only the milter stands between the client and an open relay:
+# every loopback client is in mynetworks and permit_mynetworks comes first; no recipient
+# restrictions; routing allowed. (Postfix refuses a bare "permit" as relay restrictions.)
+pf_open_relay() {
+	pf_main "mynetworks=127.0.0.0/8" \
+		"smtpd_relay_restrictions=permit_mynetworks, reject_unauth_destination" \
+		"smtpd_recipient_restrictions=" "smtpd_sender_restrictions=" \
+		"smtpd_client_restrictions=" "smtpd_helo_restrictions=" \
+		"allow_untrusted_routing=yes" "allow_percent_hack=no" "swap_bangpath=no"
+}
+
+# sasl_setup REALM USER:PASSWORD...: real SASL authentication in the private Postfix without
+# any daemon: Cyrus SASL auxprop over a sasldb2 file in $T/sasl, mechanisms PLAIN and LOGIN.
+# Each USER gets PASSWORD in REALM; clients log in as USER@REALM, and that is what Postfix
+# hands the milter as {auth_authen}. AUTH is off until a listener enables it
+# (pf_listener VAR smtpd_sasl_auth_enable=yes); no TLS needed on loopback
+# (smtpd_tls_auth_only = no).
+sasl_setup() {
+	local realm=$1 up
+	shift
+	command -v saslpasswd2 >/dev/null || fail "saslpasswd2 not found; run tests/install-deps"
+	mkdir -p "$T/sasl"
+	for up in "$@"; do
+		printf '%s' "${up#*:}" |
+			saslpasswd2 -p -f "$T/sasl/sasldb2" -c -u "$realm" "${up%%:*}" ||
+			fail "harness: saslpasswd2 could not add ${up%%:*}@$realm"
+	done
+	# smtpd (user postfix) reads the database; nobody else needs to.
+	chown root:postfix "$T/sasl/sasldb2"
+	chmod 0640 "$T/sasl/sasldb2"
+	cat >"$T/sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+sasldb_path: $T/sasl/sasldb2
+mech_list: PLAIN LOGIN
+EOF
+	chmod 0644 "$T/sasl/smtpd.conf"
+	pf_main smtpd_sasl_type=cyrus smtpd_sasl_path=smtpd "cyrus_sasl_config_path=$T/sasl" \
+		smtpd_sasl_security_options=noanonymous smtpd_tls_auth_only=no
+}
+
+# mw_file_write FILE: write standard input to FILE (a path in $T) for the daemon to read after
+# its privilege drop (sender_login_map, local_domains_file, ...); replaced atomically.
+mw_file_write() { rules_write "$1"; }
+
+# send_port PORT [swaks options]...: like send, to another listener of the private Postfix.
+send_port() {
+	local port=$1 out rc=0
+	shift
+	SEND_SEQ=$((SEND_SEQ + 1))
+	out=$T/out/swaks.$SEND_SEQ.txt
+	swaks --server 127.0.0.1 --port "$port" --helo "$HELO" \
+		--from sender@mw-test.example --timeout $((60 * SCALE)) "$@" >"$out" 2>&1 || rc=$?
+	echo "=== swaks exit status $rc" >>"$out"
+	cat "$out"
 }
