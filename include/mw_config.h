@@ -34,6 +34,7 @@ struct mw_config {
 	char **trusted_networks;  /* NULL-terminated */
 	char *trusted_networks_file;
 	char **submission_listeners;     /* {daemon_name} values */
+	char **known_forwarders;         /* networks, NULL-terminated */
 	char *sender_login_map;          /* "" = none */
 	unsigned long log_level;         /* enum mw_log_level */
 	unsigned long syslog_facility;   /* LOG_* value */

@@ -85,9 +85,9 @@ static const struct mw_param params[] = {
 	{ "local_domains", MW_PT_LIST, OFF(local_domains), "", 0, CONF_LIST_MAX,
 	    NULL, NULL, true,
 	    "domains this server receives mail for (the rules' list "
-	    "local_domains): \"example.org\" is that domain, "
-	    "\".example.org\" its subdomains, \"[192.0.2.1]\" an address "
-	    "literal" },
+	    "local_domains): \"example.org\" is that domain and its "
+	    "subdomains, \"=example.org\" that domain only, \"[192.0.2.1]\" an "
+	    "address literal" },
 	{ "local_domains_file", MW_PT_STRING, OFF(local_domains_file), "", 0, 0,
 	    NULL, NULL, true,
 	    "file with more local domains, one per line (empty: none)" },
@@ -98,6 +98,10 @@ static const struct mw_param params[] = {
 	{ "trusted_networks_file", MW_PT_STRING, OFF(trusted_networks_file), "",
 	    0, 0, NULL, NULL, true,
 	    "file with more trusted networks, one per line (empty: none)" },
+	{ "known_forwarders", MW_PT_LIST, OFF(known_forwarders), "", 0,
+	    CONF_LIST_MAX, NULL, NULL, true,
+	    "networks of forwarders that may send mail with a local sender "
+	    "from outside (the rules' list known_forwarders)" },
 	{ "submission_listeners", MW_PT_LIST, OFF(submission_listeners),
 	    "ORIGINATING", 0, CONF_LIST_MAX, NULL, NULL, true,
 	    "{daemon_name} values of the MTA listeners that take submissions "

@@ -893,16 +893,34 @@ mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 
 	if ((m = in_message(c, "end of headers", r)) == NULL)
 		return r->action;
-	/* The From: header, for the sender checks: count and mailboxes. */
+	/*
+	 * The From: header fields, for the sender checks: every mailbox of
+	 * every field, so that a second field or a second mailbox cannot hide
+	 * behind the first.
+	 */
 	for (i = 0; i < m->nheaders; i++) {
+		struct mw_from one;
+		size_t k;
+
 		if (strcasecmp(m->headers[i].name, "From") != 0)
 			continue;
-		if (m->hfrom_headers++ > 0)
-			continue;
-		if ((m->hfrom = malloc(sizeof(*m->hfrom))) == NULL)
+		if (m->hfrom == NULL &&
+		    (m->hfrom = calloc(1, sizeof(*m->hfrom))) == NULL)
 			return mw_engine_failure(c,
 			    "out of memory at end of headers", r);
-		(void)mw_from_parse(m->headers[i].value, m->hfrom);
+		m->hfrom_headers++;
+		(void)mw_from_parse(m->headers[i].value, &one);
+		/* RFC 5322: From: is a mailbox list; a group is no author. */
+		if (one.malformed || one.group) {
+			m->hfrom->malformed = true;
+			m->hfrom->why =
+			    one.malformed ? one.why : "group in From:";
+		}
+		for (k = 0; k < one.n; k++) {
+			if (m->hfrom->n < MW_FROM_MAX && k < MW_FROM_MAX)
+				m->hfrom->box[m->hfrom->n] = one.box[k];
+			m->hfrom->n++;
+		}
 	}
 	eval_setup(c, &ev, NULL);
 	return run_rules(c, MW_PH_EOH, &ev, r);

@@ -270,6 +270,7 @@ field_text(const struct mw_ruleset *rs, const struct mw_eval *ev, enum field f,
 		    : NULL;
 	case F_HFROM_DOMAIN:
 		return hfrom_first(ev) != NULL ? hfrom_first(ev)->domain : NULL;
+	case F_HFROM_DOMAINS: return NULL; /* only "in LIST" (any mailbox) */
 	case F_CLIENT_IP: return ev->client_ip_text;
 	case F_CLIENT_NAME: return ev->client_name;
 	case F_LISTENER: return ev->listener;
@@ -310,7 +311,8 @@ field_type(enum field f)
 	case F_HFROM_COUNT:
 	case F_HFROM_BOXES: return FT_NUMBER;
 	case F_HFROM: return FT_ADDRESS;
-	case F_HFROM_DOMAIN: return FT_DOMAIN;
+	case F_HFROM_DOMAIN:
+	case F_HFROM_DOMAINS: return FT_DOMAIN;
 	case F_TRUSTED:
 	case F_FROM_ROUTED:
 	case F_FROM_MALFORMED:
@@ -542,6 +544,27 @@ in_list(const struct list *l, const struct mw_eval *ev, enum field f,
 	return M_NO;
 }
 
+/*
+ * any_from_domain_in -- is the domain of any From: mailbox in l?  More
+ * mailboxes than were kept count as a match: this is a check for forgery,
+ * so it fails towards "yes".
+ */
+static enum match
+any_from_domain_in(const struct list *l, const struct mw_eval *ev)
+{
+	size_t i;
+
+	if (ev->hfrom == NULL)
+		return M_NO;
+	if (ev->hfrom->n > MW_FROM_MAX)
+		return M_YES;
+	for (i = 0; i < ev->hfrom->n; i++)
+		if (in_list(l, ev, F_HFROM_DOMAIN, ev->hfrom->box[i].domain) ==
+		    M_YES)
+			return M_YES;
+	return M_NO;
+}
+
 static enum match
 eval_cond(const struct mw_ruleset *rs, const struct cond *c,
     const struct mw_eval *ev)
@@ -595,6 +618,8 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 			return M_ERROR;
 		return (m == M_YES) != c->neg ? M_YES : M_NO;
 	case C_FIELD_IN:
+		if (c->field == F_HFROM_DOMAINS)
+			return any_from_domain_in(c->list, ev);
 		t = field_text(rs, ev, c->field, buf, sizeof(buf));
 		return in_list(c->list, ev, c->field, t);
 	case C_HDR_PRESENT:

@@ -73,6 +73,7 @@ static const struct field_def {
 	{ "header.from.malformed", F_HFROM_MALFORMED, FT_BOOL, MW_PH_EOH,
 	    false },
 	{ "header.from.owned", F_HFROM_OWNED, FT_BOOL, MW_PH_EOH, false },
+	{ "header.from.domains", F_HFROM_DOMAINS, FT_DOMAIN, MW_PH_EOH, false },
 };
 
 static const char *const phase_names[MW_PH_COUNT] = { "connect", "helo", "mail",

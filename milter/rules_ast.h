@@ -49,7 +49,8 @@ enum field {
 	F_HFROM_COUNT,
 	F_HFROM_BOXES,
 	F_HFROM_MALFORMED,
-	F_HFROM_OWNED
+	F_HFROM_OWNED,
+	F_HFROM_DOMAINS /* any mailbox's domain */
 };
 
 enum ftype { FT_STRING, FT_DOMAIN, FT_ADDRESS, FT_IP, FT_NUMBER, FT_BOOL };
