@@ -750,7 +750,8 @@ mw_eng_mail(struct mw_conn *c, const char *sender,
 	if ((c->msg->from = strdup(addr)) == NULL)
 		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
 	/* Rules compare the normalised form: domain case, trailing dot. */
-	if (mw_addr_parse(addr, &c->msg->from_addr) &&
+	/* Parsed as given, brackets included: "<>" is the null sender. */
+	if (mw_addr_parse(sender, &c->msg->from_addr) &&
 	    !c->msg->from_addr.null) {
 		char canon[MW_ADDR_MAX + 2];
 

@@ -99,6 +99,11 @@ mw_list_add(struct list *l, const char *item, const char **why)
 	case L_DOMAIN:
 		if (item[0] == '=') {
 			/* "=example.org": that domain, not its subdomains. */
+			if (item[1] == '.' || item[1] == '*') {
+				*why = "an exact entry names one domain, as in "
+				       "=example.org";
+				return false;
+			}
 			struct mw_domset *check = mw_domset_new();
 			size_t len = strlen(item + 1);
 			bool ok;

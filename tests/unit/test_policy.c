@@ -410,6 +410,21 @@ accept_after_an_evaluation_error_changes_nothing(void **state)
 	pfix_free(f);
 }
 
+static void
+null_sender_is_not_malformed(void **state)
+{
+	struct pfix *f = pfix_new("",
+	    "rule bad at mail when from.malformed then reject 553 5.1.7 \"bad\"\n");
+
+	(void)state;
+	session_start(f, "198.51.100.7");
+	/* A bounce: MAIL FROM:<> as libmilter hands it over. */
+	assert_int_equal(mw_eng_mail(f->c, "<>", NULL, &f->r), MW_CONTINUE);
+	assert_int_equal(mw_eng_mail(f->c, "<a@@b.example>", NULL, &f->r),
+	    MW_REJECT);
+	pfix_free(f);
+}
+
 int
 main(void)
 {
