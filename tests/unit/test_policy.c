@@ -444,6 +444,7 @@ main(void)
 		cmocka_unit_test(message_macros_do_not_outlive_the_message),
 		cmocka_unit_test(
 		    accept_after_an_evaluation_error_changes_nothing),
+		cmocka_unit_test(null_sender_is_not_malformed),
 	};
 
 	mw_log_set_level(MW_LOG_ERROR);
