@@ -61,39 +61,47 @@ write_rules(const char *dir)
 
 	snprintf(path, sizeof(path), "%s/bench.rules", dir);
 	fp = fopen(path, "w");
-	fprintf(fp, "list bigips ip file \"ips.list\"\n"
-		    "list bigdomains domain file \"domains.list\"\n"
-		    "list local domain { example.org example.net }\n");
+	fprintf(fp,
+	    "list bigips ip file \"ips.list\"\n"
+	    "list bigdomains domain file \"domains.list\"\n"
+	    "list local domain { example.org example.net }\n");
 	/* 150 cheap rules over the envelope phases. */
 	for (i = 0; i < 40; i++)
-		fprintf(fp, "rule c%d at connect when client.ip in bigips and "
-			    "client.name == host%d.example then score +1 c%d\n",
+		fprintf(fp,
+		    "rule c%d at connect when client.ip in bigips and "
+		    "client.name == host%d.example then score +1 c%d\n",
 		    i, i, i);
 	for (i = 0; i < 30; i++)
-		fprintf(fp, "rule h%d at helo when helo == helo%d.example or "
-			    "helo.address-literal then score +1 h%d\n",
+		fprintf(fp,
+		    "rule h%d at helo when helo == helo%d.example or "
+		    "helo.address-literal then score +1 h%d\n",
 		    i, i, i);
 	for (i = 0; i < 40; i++)
-		fprintf(fp, "rule m%d at mail when from.domain in bigdomains "
-			    "and from.local == user%d then score +2 m%d\n",
+		fprintf(fp,
+		    "rule m%d at mail when from.domain in bigdomains "
+		    "and from.local == user%d then score +2 m%d\n",
 		    i, i, i);
 	for (i = 0; i < 40; i++)
-		fprintf(fp, "rule r%d at rcpt when not rcpt.domain in local and "
-			    "rcpt.local == r%d then reject 554 5.7.1 "
-			    "\"relay\"\n",
+		fprintf(fp,
+		    "rule r%d at rcpt when not rcpt.domain in local and "
+		    "rcpt.local == r%d then reject 554 5.7.1 "
+		    "\"relay\"\n",
 		    i, i);
 	/* 50 regex rules: 35 on headers, 15 on the body. */
 	for (i = 0; i < 35; i++)
-		fprintf(fp, "rule x%d at eoh when header \"Subject\" =~ "
-			    "/(?i)cheap-%d-(pills|watches)/ then score +3 x%d\n",
+		fprintf(fp,
+		    "rule x%d at eoh when header \"Subject\" =~ "
+		    "/(?i)cheap-%d-(pills|watches)/ then score +3 x%d\n",
 		    i, i, i);
 	for (i = 0; i < 15; i++)
-		fprintf(fp, "rule b%d at body when body =~ "
-			    "/unsubscribe-now-%d|winner-%d-claim/ then "
-			    "score +4 b%d\n",
+		fprintf(fp,
+		    "rule b%d at body when body =~ "
+		    "/unsubscribe-now-%d|winner-%d-claim/ then "
+		    "score +4 b%d\n",
 		    i, i, i, i);
-	fprintf(fp, "rule tag at eom when score >= 5 then add-header "
-		    "\"X-Spam-Flag\" \"YES\"\n");
+	fprintf(fp,
+	    "rule tag at eom when score >= 5 then add-header "
+	    "\"X-Spam-Flag\" \"YES\"\n");
 	fclose(fp);
 	snprintf(path, sizeof(path), "%s/bench.conf", dir);
 	fp = fopen(path, "w");
@@ -144,9 +152,8 @@ main(int argc, char **argv)
 		for (h = 0; h < 20; h++) {
 			char name[32], value[96];
 
-			snprintf(name, sizeof(name), h == 3 ? "Subject" :
-							      "X-Header-%d",
-			    h);
+			snprintf(name, sizeof(name),
+			    h == 3 ? "Subject" : "X-Header-%d", h);
 			snprintf(value, sizeof(value),
 			    " value of header %d with some text in it", h);
 			mw_eng_header(c, name, value, &r);
