@@ -30,6 +30,8 @@
 #include "mw_rules.h"
 #include "mw_text.h"
 
+#define BODY_PAD 64 /* zeroed bytes after the kept body */
+
 struct macro {
 	char name[32];
 	char *value;
@@ -946,17 +948,20 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 	 * body rules see a match across the MTA's chunk boundaries.
 	 */
 	if (take > 0 &&
-	    mw_rules_has_phase(c->st->rules, MW_PH_BODY) +
-		    mw_rules_has_phase(c->st->rules, MW_PH_EOM) >
-		0) {
+	    (mw_rules_has_phase(c->st->rules, MW_PH_BODY) ||
+		mw_rules_has_phase(c->st->rules, MW_PH_EOM))) {
+		/*
+		 * PCRE2's JIT reads ahead with wide loads; zeroed padding keeps
+		 * those reads inside the allocation.
+		 */
 		unsigned char *nb =
-		    realloc(m->body, m->body_scanned + take + 1);
+		    realloc(m->body, m->body_scanned + take + BODY_PAD);
 
 		if (nb == NULL)
 			return mw_engine_failure(c, "out of memory at body", r);
 		m->body = nb;
 		memcpy(m->body + m->body_scanned, chunk, take);
-		m->body[m->body_scanned + take] = '\0';
+		memset(m->body + m->body_scanned + take, 0, BODY_PAD);
 	}
 	m->body_scanned += take;
 	/* Nothing more to inspect: tell the MTA it may skip the rest. */
