@@ -613,7 +613,7 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
 	 * the end-of-message line, which says it all.
 	 */
 	if (!(r->action == MW_ACCEPT && ph >= MW_PH_BODY))
-		log_decision(c, MW_LOG_INFO, r, ev->rcpt, NULL);
+		log_decision(c, MW_LOG_INFO, r, ev->rcpt_raw, NULL);
 	return r->action;
 }
 

@@ -840,7 +840,8 @@ pf_open_relay() {
 }
 
 # sasl_setup REALM USER:PASSWORD...: real SASL authentication in the private Postfix without
-# any daemon: Cyrus SASL auxprop over a sasldb2 file in $T/sasl, mechanisms PLAIN and LOGIN.
+# any daemon: Cyrus SASL auxprop over a sasldb2 file in $T/sasl, mechanisms PLAIN and LOGIN
+# (configured in $PF_DIR/sasl/smtpd.conf).
 # Each USER gets PASSWORD in REALM; clients log in as USER@REALM, and that is what Postfix
 # hands the milter as {auth_authen}. AUTH is off until a listener enables it
 # (pf_listener VAR smtpd_sasl_auth_enable=yes); no TLS needed on loopback
@@ -858,14 +859,18 @@ sasl_setup() {
 	# smtpd (user postfix) reads the database; nobody else needs to.
 	chown root:postfix "$T/sasl/sasldb2"
 	chmod 0640 "$T/sasl/sasldb2"
-	cat >"$T/sasl/smtpd.conf" <<EOF
+	# The application configuration smtpd.conf (smtpd_sasl_path = smtpd): Debian's Postfix
+	# reads it from $config_directory/sasl whatever cyrus_sasl_config_path says; upstream
+	# Postfix from cyrus_sasl_config_path. Both name $PF_DIR/sasl.
+	mkdir -p "$PF_DIR/sasl"
+	cat >"$PF_DIR/sasl/smtpd.conf" <<EOF
 pwcheck_method: auxprop
 auxprop_plugin: sasldb
 sasldb_path: $T/sasl/sasldb2
 mech_list: PLAIN LOGIN
 EOF
-	chmod 0644 "$T/sasl/smtpd.conf"
-	pf_main smtpd_sasl_type=cyrus smtpd_sasl_path=smtpd "cyrus_sasl_config_path=$T/sasl" \
+	chmod 0644 "$PF_DIR/sasl/smtpd.conf"
+	pf_main smtpd_sasl_type=cyrus smtpd_sasl_path=smtpd "cyrus_sasl_config_path=$PF_DIR/sasl" \
 		smtpd_sasl_security_options=noanonymous smtpd_tls_auth_only=no
 }
 
