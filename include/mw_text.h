@@ -30,4 +30,16 @@ bool mw_strlcpy(char *dst, const char *src, size_t dstsize);
  */
 char *mw_strdup_bounded(const char *src, size_t max);
 
+/*
+ * mw_fopen_regular -- fopen(path, "r") for a regular file only.  The open
+ * does not block (a FIFO named as a rules or list file would otherwise
+ * hang a reload).  NULL with errno set on failure; EINVAL means "not a
+ * regular file".
+ */
+#include <stdio.h>
+FILE *mw_fopen_regular(const char *path);
+
+/* mw_open_error -- the reason mw_fopen_regular failed, for a diagnostic. */
+const char *mw_open_error(int err);
+
 #endif

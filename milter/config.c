@@ -544,9 +544,9 @@ mw_config_load(const char *path, struct mw_diag *diag)
 	size_t len = 0;
 	FILE *fp;
 
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fp = mw_fopen_regular(path)) == NULL) {
 		mw_diag_error(diag, path, 0, 0, "cannot open: %s",
-		    strerror(errno));
+		    mw_open_error(errno));
 		return NULL;
 	}
 	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode)) {

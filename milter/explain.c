@@ -18,6 +18,7 @@
 #include "mw_engine.h"
 #include "mw_explain.h"
 #include "mw_log.h"
+#include "mw_text.h"
 #include "mw_rules.h"
 #include "mw_state.h"
 
@@ -241,9 +242,9 @@ read_message(const char *path, struct message *m)
 	FILE *fp;
 
 	memset(m, 0, sizeof(*m));
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fp = mw_fopen_regular(path)) == NULL) {
 		fprintf(stderr, "milter-warden test: %s: %s\n", path,
-		    strerror(errno));
+		    mw_open_error(errno));
 		return false;
 	}
 	for (;;) {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mw_text.h"
 #include "rules_ast.h"
 #include "rules_lex.h"
 
@@ -1418,14 +1419,14 @@ read_file(struct mw_diag *diag, const char *path, size_t *lenp,
 	size_t len;
 	FILE *fp;
 
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fp = mw_fopen_regular(path)) == NULL) {
 		if (errfile != NULL)
 			mw_diag_error(diag, errfile, line, col,
 			    "cannot open included file %s: %s", path,
-			    strerror(errno));
+			    mw_open_error(errno));
 		else
 			mw_diag_error(diag, path, 0, 0,
-			    "cannot open rules file: %s", strerror(errno));
+			    "cannot open rules file: %s", mw_open_error(errno));
 		return NULL;
 	}
 	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode) ||

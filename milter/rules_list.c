@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mw_text.h"
 #include "rules_ast.h"
 
 #define LIST_FILE_MAX (256L * 1024 * 1024)
@@ -169,9 +170,9 @@ mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path)
 	size_t len, pos = 0;
 	FILE *fp;
 
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fp = mw_fopen_regular(path)) == NULL) {
 		mw_diag_error(diag, path, 0, 0, "cannot open list file: %s",
-		    strerror(errno));
+		    mw_open_error(errno));
 		return;
 	}
 	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode) ||
@@ -281,9 +282,9 @@ mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
 	unsigned lineno = 0;
 	FILE *fp;
 
-	if ((fp = fopen(path, "r")) == NULL) {
+	if ((fp = mw_fopen_regular(path)) == NULL) {
 		mw_diag_error(diag, path, 0, 0,
-		    "cannot open sender login map: %s", strerror(errno));
+		    "cannot open sender login map: %s", mw_open_error(errno));
 		return;
 	}
 	while (fgets(line, sizeof(line), fp) != NULL) {

@@ -3,7 +3,13 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "mw_text.h"
@@ -83,4 +89,36 @@ mw_strdup_bounded(const char *src, size_t max)
 	memcpy(p, src, len);
 	p[len] = '\0';
 	return p;
+}
+
+FILE *
+mw_fopen_regular(const char *path)
+{
+	struct stat sb;
+	FILE *fp;
+	int fd, flags;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1)
+		return NULL;
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1 ||
+	    (fp = fdopen(fd, "r")) == NULL) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return NULL;
+	}
+	return fp;
+}
+
+const char *
+mw_open_error(int err)
+{
+	return err == EINVAL ? "not a regular file" : strerror(err);
 }
