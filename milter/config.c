@@ -218,7 +218,8 @@ set_value(struct mw_config *cfg, const struct mw_param *p, const char *value,
 	size_t i;
 
 	for (s = value; *s != '\0'; s++) {
-		if (iscntrl((unsigned char)*s)) {
+		/* A tab is a blank like a space (lists use both). */
+		if (iscntrl((unsigned char)*s) && *s != '\t') {
 			mw_diag_error(diag, w->file, w->line,
 			    w->col + (unsigned)(s - value),
 			    "%s: control character 0x%02x in value", p->name,
@@ -438,9 +439,8 @@ parse_line(struct mw_config *cfg, const char *file, unsigned lineno,
 		return;
 
 	name_start = i;
-	while (i < len &&
-	    (islower((unsigned char)line[i]) ||
-		isdigit((unsigned char)line[i]) || line[i] == '_'))
+	/* The whole word the administrator wrote, for the message. */
+	while (i < len && line[i] != '=' && line[i] != ' ' && line[i] != '\t')
 		i++;
 	name_len = i - name_start;
 	if (name_len == 0) {
@@ -450,9 +450,26 @@ parse_line(struct mw_config *cfg, const char *file, unsigned lineno,
 	}
 	p = param_find(line + name_start, name_len);
 	if (p == NULL) {
-		mw_diag_error(diag, file, lineno, (unsigned)name_start + 1,
-		    "unknown parameter \"%.*s\"", (int)name_len,
-		    line + name_start);
+		char alt[64];
+		size_t k;
+
+		/* log-level for log_level is the likeliest slip. */
+		for (k = 0; k < name_len && k < sizeof(alt) - 1; k++)
+			alt[k] = line[name_start + k] == '-'
+			    ? '_'
+			    : (char)tolower(
+				  (unsigned char)line[name_start + k]);
+		alt[k] = '\0';
+		if (name_len < sizeof(alt) && param_find(alt, k) != NULL)
+			mw_diag_error(diag, file, lineno,
+			    (unsigned)name_start + 1,
+			    "unknown parameter \"%.*s\" (did you mean %s?)",
+			    (int)name_len, line + name_start, alt);
+		else
+			mw_diag_error(diag, file, lineno,
+			    (unsigned)name_start + 1,
+			    "unknown parameter \"%.*s\"", (int)name_len,
+			    line + name_start);
 		return;
 	}
 	while (i < len && (line[i] == ' ' || line[i] == '\t'))

@@ -152,7 +152,8 @@ already_read(struct parser *p, const char *path)
 	char *real = realpath(path, NULL), **v;
 	size_t i;
 
-	if (real == NULL)
+	/* A file that does not exist is remembered by the name given. */
+	if (real == NULL && (real = strdup(path)) == NULL)
 		return false;
 	for (i = 0; i < p->nreal; i++) {
 		if (strcmp(p->real[i], real) == 0) {
@@ -476,10 +477,15 @@ compile_regex(struct parser *p)
 	    &off, NULL);
 	if (re == NULL) {
 		PCRE2_UCHAR msg[256];
+		unsigned col = p->tok.col + 1 + (unsigned)off;
+		size_t k;
 
+		/* Each "/" before the error was written "\/": one more column.
+		 */
+		for (k = 0; k < off && k < p->tok.len; k++)
+			col += p->tok.text[k] == '/';
 		pcre2_get_error_message(errcode, msg, sizeof(msg));
-		mw_diag_error(p->diag, p->lx.file, p->tok.line,
-		    p->tok.col + 1 + (unsigned)off,
+		mw_diag_error(p->diag, p->lx.file, p->tok.line, col,
 		    "regular expression: %s (at offset %zu)", (char *)msg,
 		    (size_t)off);
 		next(p);
@@ -522,13 +528,13 @@ static bool
 phase_has(struct parser *p, enum mw_phase ph, enum mw_phase from, bool only,
     const char *what)
 {
+	if (only && ph != from)
+		return err(p, "%s is only known at the %s phase", what,
+		    phase_names[from]);
 	if (ph < from)
 		return err(p,
 		    "%s is not known yet at the %s phase (from %s on)", what,
 		    phase_names[ph], phase_names[from]);
-	if (only && ph != from)
-		return err(p, "%s is only known at the %s phase", what,
-		    phase_names[from]);
 	return true;
 }
 
@@ -721,6 +727,11 @@ parse_predicate(struct parser *p, enum mw_phase ph)
 	size_t i;
 
 	if (p->tok.kind == T_LPAREN) {
+		/* Reported at the "(" that goes one level too deep. */
+		if (p->cond_depth + 1 > COND_DEPTH) {
+			err(p, "conditions nested deeper than %d", COND_DEPTH);
+			return NULL;
+		}
 		next(p);
 		c = parse_or(p, ph);
 		if (c == NULL)
@@ -1055,7 +1066,7 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 	size_t i;
 
 	memset(a, 0, sizeof(*a));
-	if (p->tok.kind != T_WORD)
+	if (p->tok.kind != T_WORD || is_statement(p))
 		return err(p, "expected an action, found %s",
 		    tok_desc(&p->tok));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -1145,8 +1156,9 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 			    "expected a label after the score, found "
 			    "%s",
 			    tok_desc(&p->tok));
-		if (strpbrk(p->tok.text, " \t,=") != NULL ||
-		    p->tok.text[0] == '\0')
+		if (p->tok.text[0] == '\0')
+			return err(p, "a score label cannot be empty");
+		if (strpbrk(p->tok.text, " \t,=") != NULL)
 			return err(p,
 			    "a score label has no spaces, commas or "
 			    "\"=\"");
@@ -1299,7 +1311,8 @@ parse_rule(struct parser *p)
 	}
 	if (is_word(p, "when")) {
 		next(p);
-		p->cond_depth = 0;
+		/* The top level is depth 0: 64 nested levels are allowed. */
+		p->cond_depth = -1;
 		if ((r->when = parse_or(p, r->phase)) == NULL)
 			goto fail;
 	}

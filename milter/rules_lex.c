@@ -52,7 +52,10 @@ lx_quoted(struct lexer *lx, struct token *t, char delim, const char *what)
 	for (;;) {
 		char ch;
 
-		if (lx->pos >= lx->len || lx->buf[lx->pos] == '\n') {
+		/* CRLF files: the CR ends the line too. */
+		if (lx->pos >= lx->len || lx->buf[lx->pos] == '\n' ||
+		    (lx->buf[lx->pos] == '\r' && lx->pos + 1 < lx->len &&
+			lx->buf[lx->pos + 1] == '\n')) {
 			mw_diag_error(lx->diag, lx->file, t->line, t->col,
 			    "unterminated %s", what);
 			free(out);
@@ -66,7 +69,7 @@ lx_quoted(struct lexer *lx, struct token *t, char delim, const char *what)
 			(delim == '"' && lx->buf[lx->pos + 1] == '\\'))) {
 			lx_advance(lx);
 			ch = lx->buf[lx->pos];
-		} else if (ch == '\0' ||
+		} else if (ch == '\0' || ch == 0x7f ||
 		    ((unsigned char)ch < 0x20 && ch != '\t')) {
 			mw_diag_error(lx->diag, lx->file, lx->line, lx->col,
 			    "control character 0x%02x in %s", (unsigned char)ch,

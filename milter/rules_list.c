@@ -17,7 +17,8 @@
 #include "mw_text.h"
 #include "rules_ast.h"
 
-#define LIST_FILE_MAX (256L * 1024 * 1024)
+#define LIST_FILE_MAX  (256L * 1024 * 1024)
+#define LOGIN_LINE_MAX 8190 /* bytes in one line of the login map */
 
 struct list *
 mw_list_new(const char *name, enum list_type type)
@@ -204,9 +205,9 @@ mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path)
 		pos += llen + (nl ? 1 : 0);
 		lineno++;
 		line[llen] = '\0';
-		if (memchr(line, '\0', llen) != NULL) {
-			mw_diag_error(diag, path, lineno, 0,
-			    "NUL byte in line");
+		if ((hash = memchr(line, '\0', llen)) != NULL) {
+			mw_diag_error(diag, path, lineno,
+			    (unsigned)(hash - line) + 1, "NUL byte in line");
 			continue;
 		}
 		if ((hash = strchr(line, '#')) != NULL) {
@@ -278,8 +279,10 @@ login_key(char *buf, size_t size, const char *login, const char *entry)
 void
 mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
 {
-	char line[8192];
+	struct stat sb;
 	unsigned lineno = 0;
+	size_t len, pos = 0;
+	char *buf;
 	FILE *fp;
 
 	if ((fp = mw_fopen_regular(path)) == NULL) {
@@ -287,29 +290,55 @@ mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
 		    "cannot open sender login map: %s", mw_open_error(errno));
 		return;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		size_t len = strlen(line), i = 0, start, n = 0;
-		char login[1100], *hash;
+	if (fstat(fileno(fp), &sb) == -1 || sb.st_size > LIST_FILE_MAX ||
+	    (buf = malloc((size_t)sb.st_size + 1)) == NULL) {
+		mw_diag_error(diag, path, 0, 0,
+		    "sender login map larger than %ld bytes or out of memory",
+		    LIST_FILE_MAX);
+		fclose(fp);
+		return;
+	}
+	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
+	fclose(fp);
+	if (len > (size_t)sb.st_size) {
+		mw_diag_error(diag, path, 0, 0, "file changed while reading");
+		free(buf);
+		return;
+	}
+	while (pos < len) {
+		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
+		size_t llen = nl ? (size_t)(nl - line) : len - pos, i = 0;
+		size_t start, n = 0;
+		char login[1100], *cut;
 
+		pos += llen + (nl ? 1 : 0);
 		lineno++;
-		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-			mw_diag_error(diag, path, lineno, 0,
-			    "line longer than %zu bytes", sizeof(line) - 2);
-			while (len > 0 && line[len - 1] != '\n' &&
-			    fgets(line, sizeof(line), fp) != NULL)
-				len = strlen(line);
+		if ((cut = memchr(line, '\0', llen)) != NULL) {
+			mw_diag_error(diag, path, lineno,
+			    (unsigned)(cut - line) + 1, "NUL byte in line");
 			continue;
 		}
-		if ((hash = strchr(line, '#')) != NULL)
-			*hash = '\0';
-		while (line[i] == ' ' || line[i] == '\t')
+		if (llen > LOGIN_LINE_MAX) {
+			mw_diag_error(diag, path, lineno, LOGIN_LINE_MAX + 1,
+			    "line longer than %d bytes", LOGIN_LINE_MAX);
+			continue;
+		}
+		line[llen] = '\0';
+		if ((cut = strchr(line, '#')) != NULL)
+			*cut = '\0';
+		while (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')
 			i++;
-		if (line[i] == '\0' || line[i] == '\n' || line[i] == '\r')
+		if (line[i] == '\0')
 			continue;
 		start = i;
 		while (line[i] != '\0' && !isspace((unsigned char)line[i]) &&
 		    line[i] != ':')
 			i++;
+		if (i == start) {
+			mw_diag_error(diag, path, lineno, (unsigned)start + 1,
+			    "no login before \":\"");
+			continue;
+		}
 		if (i - start >= sizeof(login)) {
 			mw_diag_error(diag, path, lineno, (unsigned)start + 1,
 			    "login too long");
@@ -324,8 +353,7 @@ mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
 			size_t e;
 
 			while (line[i] == ' ' || line[i] == '\t' ||
-			    line[i] == ',' || line[i] == '\r' ||
-			    line[i] == '\n')
+			    line[i] == ',' || line[i] == '\r')
 				i++;
 			if (line[i] == '\0')
 				break;
@@ -359,9 +387,7 @@ mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
 			mw_diag_error(diag, path, lineno, (unsigned)start + 1,
 			    "login %s owns no address", login);
 	}
-	if (ferror(fp))
-		mw_diag_error(diag, path, 0, 0, "read error");
-	fclose(fp);
+	free(buf);
 }
 
 bool
