@@ -552,6 +552,48 @@ mw_config_parse(const char *name, const char *buf, size_t len,
 	return cfg;
 }
 
+/* anchor -- *p made relative to dir when it is a relative path. */
+static bool
+anchor(char **p, const char *dir)
+{
+	char *abs;
+
+	if (*p == NULL || (*p)[0] == '\0' || (*p)[0] == '/')
+		return true;
+	if (asprintf(&abs, "%s/%s", dir, *p) < 0)
+		return false;
+	free(*p);
+	*p = abs;
+	return true;
+}
+
+/*
+ * resolve_relative -- files named with a relative path are relative to
+ * the configuration file's directory, not to wherever the daemon runs
+ * (it changes to / when it goes into the background, and reloads later).
+ */
+static bool
+resolve_relative(struct mw_config *cfg, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	bool ok = true;
+	size_t i;
+
+	if (slash == NULL)
+		return true; /* the current directory: nothing to anchor */
+	if ((dir = strndup(path, (size_t)(slash - path) + (slash == path))) ==
+	    NULL)
+		return false;
+	for (i = 0; ok && i < cfg->nrules; i++)
+		ok = anchor(&cfg->rules[i], dir);
+	ok = ok && anchor(&cfg->local_domains_file, dir) &&
+	    anchor(&cfg->trusted_networks_file, dir) &&
+	    anchor(&cfg->sender_login_map, dir);
+	free(dir);
+	return ok;
+}
+
 struct mw_config *
 mw_config_load(const char *path, struct mw_diag *diag)
 {
@@ -593,6 +635,11 @@ mw_config_load(const char *path, struct mw_diag *diag)
 	}
 	fclose(fp);
 	cfg = mw_config_parse(path, buf, len, diag);
+	if (cfg != NULL && !resolve_relative(cfg, path)) {
+		mw_diag_error(diag, path, 0, 0, "out of memory");
+		mw_config_free(cfg);
+		cfg = NULL;
+	}
 	free(buf);
 	return cfg;
 }

@@ -455,6 +455,16 @@ main(int argc, char **argv)
 
 	mw_log_open("milter-warden", MW_LOG_STDERR, LOG_MAIL);
 	mw_diag_init(&diag);
+	/*
+	 * The daemon changes to / and reloads later: remember the
+	 * configuration file by its absolute name.
+	 */
+	if (!check_only && conf_path[0] != '/') {
+		char *abs = realpath(conf_path, NULL);
+
+		if (abs != NULL)
+			conf_path = abs; /* kept for the process's life */
+	}
 	st = mw_state_build(conf_path, overrides[0] ? overrides : NULL, &diag);
 	if (check_only || st == NULL) {
 		mw_diag_print(&diag, st == NULL ? stderr : stdout);
