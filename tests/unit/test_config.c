@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -395,6 +396,38 @@ references_are_checked(void **state)
 	mw_diag_free(&d);
 }
 
+static void
+relative_files_are_relative_to_the_configuration(void **state)
+{
+	char dir[] = "/tmp/mw-unit-XXXXXX", path[128], want[160];
+	struct mw_config *c;
+	struct mw_diag d;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/mw.conf", dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("rules = site.rules, /abs/other.rules\n"
+	      "sender_login_map = logins\nlocal_domains_file =\n",
+	    fp);
+	fclose(fp);
+	mw_diag_init(&d);
+	c = mw_config_load(path, &d);
+	assert_non_null(c);
+	snprintf(want, sizeof(want), "%s/site.rules", dir);
+	assert_string_equal(c->rules[0], want);
+	assert_string_equal(c->rules[1], "/abs/other.rules");
+	snprintf(want, sizeof(want), "%s/logins", dir);
+	assert_string_equal(c->sender_login_map, want);
+	assert_string_equal(c->local_domains_file, "");
+	mw_config_free(c);
+	mw_diag_free(&d);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -414,6 +447,8 @@ main(void)
 		cmocka_unit_test(format_round_trips_through_the_parser),
 		cmocka_unit_test(reload_keeps_parameters_that_need_a_restart),
 		cmocka_unit_test(references_are_checked),
+		cmocka_unit_test(
+		    relative_files_are_relative_to_the_configuration),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
