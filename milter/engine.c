@@ -408,6 +408,10 @@ log_decision(const struct mw_conn *c, enum mw_log_level level,
 	struct logline ll = { .len = 0 };
 	char n[32];
 
+	/* Not built at all when it would not be written. */
+	if (level > mw_log_get_level())
+		return;
+
 	if (qid != NULL && *qid != '\0') {
 		char pq[64];
 

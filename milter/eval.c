@@ -549,6 +549,14 @@ in_list(const struct list *l, const struct mw_eval *ev, enum field f,
  * mailboxes than were kept count as a match: this is a check for forgery,
  * so it fails towards "yes".
  */
+/* Header names compare without case; most differ in the first letter. */
+static bool
+same_name(const char *a, const char *b)
+{
+	return tolower((unsigned char)a[0]) == tolower((unsigned char)b[0]) &&
+	    strcasecmp(a, b) == 0;
+}
+
 static enum match
 any_from_domain_in(const struct list *l, const struct mw_eval *ev)
 {
@@ -624,12 +632,12 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 		return in_list(c->list, ev, c->field, t);
 	case C_HDR_PRESENT:
 		for (i = 0; i < ev->nheaders; i++)
-			if (strcasecmp(ev->headers[i].name, c->str) == 0)
+			if (same_name(ev->headers[i].name, c->str))
 				break;
 		return (i < ev->nheaders) != c->neg ? M_YES : M_NO;
 	case C_HDR_COUNT:
 		for (i = 0, n = 0; i < ev->nheaders; i++)
-			n += strcasecmp(ev->headers[i].name, c->str) == 0;
+			n += same_name(ev->headers[i].name, c->str);
 		return numcmp((double)n, c->op, c->num) ? M_YES : M_NO;
 	case C_HDR_RE: {
 		bool any = false;
@@ -637,7 +645,7 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 		for (i = 0; i < ev->nheaders && !any; i++) {
 			const char *v = ev->headers[i].value;
 
-			if (strcasecmp(ev->headers[i].name, c->str) != 0)
+			if (!same_name(ev->headers[i].name, c->str))
 				continue;
 			m = regex_match(rs, c->re, ev, v, strlen(v));
 			if (m == M_ERROR)
