@@ -523,6 +523,40 @@ parse_num(struct parser *p, double *v)
 	return true;
 }
 
+/*
+ * parse_re_op -- "=~ /re/" or "!~ /re/" at the lookahead, into c as kind.
+ * On false the caller frees c.
+ */
+static bool
+parse_re_op(struct parser *p, struct cond *c, enum cond_kind kind)
+{
+	c->kind = kind;
+	c->neg = is_word(p, "!~");
+	next(p);
+	return (c->re = compile_regex(p)) != NULL;
+}
+
+/*
+ * parse_eq_op -- "== VALUE" or "!= VALUE" at the lookahead: c becomes
+ * kind, the value goes to *value.  On false the caller frees c.
+ */
+static bool
+parse_eq_op(struct parser *p, struct cond *c, enum cond_kind kind, char **value,
+    unsigned *line, unsigned *col)
+{
+	c->kind = kind;
+	c->neg = is_word(p, "!=");
+	next(p);
+	if (p->tok.kind != T_STRING && p->tok.kind != T_WORD)
+		return err(p, "expected a value, found %s", tok_desc(&p->tok));
+	if (line != NULL) {
+		*line = p->tok.line;
+		*col = p->tok.col;
+	}
+	*value = take_text(p);
+	return true;
+}
+
 /* Phase checks: data a phase cannot have yet is a load-time error. */
 static bool
 phase_has(struct parser *p, enum mw_phase ph, enum mw_phase from, bool only,
@@ -632,35 +666,31 @@ parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
 		if ((c = cond_new(C_FIELD_RE)) == NULL)
 			return NULL;
 		c->field = f->id;
-		c->neg = is_word(p, "!~");
-		next(p);
-		if ((c->re = compile_regex(p)) == NULL) {
+		if (!parse_re_op(p, c, C_FIELD_RE)) {
 			cond_free(c);
 			return NULL;
 		}
 		return c;
 	}
 	if (is_word(p, "==") || is_word(p, "!=")) {
+		unsigned line = 0, col = 0;
+
 		if ((c = cond_new(C_FIELD_EQ)) == NULL)
 			return NULL;
 		c->field = f->id;
-		c->neg = is_word(p, "!=");
-		next(p);
-		if (p->tok.kind != T_STRING && p->tok.kind != T_WORD) {
-			err(p, "expected a value, found %s", tok_desc(&p->tok));
+		if (!parse_eq_op(p, c, C_FIELD_EQ, &c->str, &line, &col)) {
 			cond_free(c);
 			return NULL;
 		}
 		if (f->type == FT_IP) {
-			if (!mw_ip_parse(p->tok.text, &c->ip)) {
-				err(p, "\"%s\" is not an IP address",
-				    p->tok.text);
+			if (!mw_ip_parse(c->str, &c->ip)) {
+				mw_diag_error(p->diag, p->lx.file, line, col,
+				    "\"%s\" is not an IP address", c->str);
 				cond_free(c);
 				return NULL;
 			}
 			c->ip_valid = true;
 		}
-		c->str = take_text(p);
 		return c;
 	}
 	err(p, "expected ==, !=, =~, !~ or \"in\" after %s, found %s", f->name,
@@ -791,10 +821,7 @@ parse_predicate(struct parser *p, enum mw_phase ph)
 				return NULL;
 			}
 		} else if (is_word(p, "=~") || is_word(p, "!~")) {
-			c->kind = C_HDR_RE;
-			c->neg = is_word(p, "!~");
-			next(p);
-			if ((c->re = compile_regex(p)) == NULL) {
+			if (!parse_re_op(p, c, C_HDR_RE)) {
 				cond_free(c);
 				return NULL;
 			}
@@ -819,9 +846,7 @@ parse_predicate(struct parser *p, enum mw_phase ph)
 		}
 		if ((c = cond_new(C_BODY_RE)) == NULL)
 			return NULL;
-		c->neg = is_word(p, "!~");
-		next(p);
-		if ((c->re = compile_regex(p)) == NULL) {
+		if (!parse_re_op(p, c, C_BODY_RE)) {
 			cond_free(c);
 			return NULL;
 		}
@@ -846,21 +871,13 @@ parse_predicate(struct parser *p, enum mw_phase ph)
 			c->neg = is_word(p, "absent");
 			next(p);
 		} else if (is_word(p, "==") || is_word(p, "!=")) {
-			c->kind = C_MACRO_EQ;
-			c->neg = is_word(p, "!=");
-			next(p);
-			if (p->tok.kind != T_STRING && p->tok.kind != T_WORD) {
-				err(p, "expected a value, found %s",
-				    tok_desc(&p->tok));
+			if (!parse_eq_op(p, c, C_MACRO_EQ, &c->str2, NULL,
+				NULL)) {
 				cond_free(c);
 				return NULL;
 			}
-			c->str2 = take_text(p);
 		} else if (is_word(p, "=~") || is_word(p, "!~")) {
-			c->kind = C_MACRO_RE;
-			c->neg = is_word(p, "!~");
-			next(p);
-			if ((c->re = compile_regex(p)) == NULL) {
+			if (!parse_re_op(p, c, C_MACRO_RE)) {
 				cond_free(c);
 				return NULL;
 			}
@@ -885,16 +902,11 @@ parse_predicate(struct parser *p, enum mw_phase ph)
 			return NULL;
 		c->str = take_text(p);
 		if (is_word(p, "==") || is_word(p, "!=")) {
-			c->kind = C_VAR_EQ;
-			c->neg = is_word(p, "!=");
-			next(p);
-			if (p->tok.kind != T_STRING && p->tok.kind != T_WORD) {
-				err(p, "expected a value, found %s",
-				    tok_desc(&p->tok));
+			if (!parse_eq_op(p, c, C_VAR_EQ, &c->str2, NULL,
+				NULL)) {
 				cond_free(c);
 				return NULL;
 			}
-			c->str2 = take_text(p);
 		}
 		return c;
 	}
