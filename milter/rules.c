@@ -1,5 +1,8 @@
 /*
- * rules.c -- loading the rules language: lexer, parser, lists, regexes.
+ * rules.c -- loading the rules language: files and includes, the
+ * predefined lists, and the statements (list, rule, include) with their
+ * actions.  Tokens come from rules_lex.c, conditions from rules_cond.c,
+ * lists from rules_list.c.
  *
  * The whole ruleset is compiled before it is handed out; nothing is
  * evaluated here (see eval.c).  Every error is reported at its
@@ -23,59 +26,12 @@
 #include "mw_text.h"
 #include "rules_ast.h"
 #include "rules_lex.h"
+#include "rules_parser.h"
 
 #define RULES_FILE_MAX  (64L * 1024 * 1024)
 #define INCLUDE_DEPTH   8
-#define COND_DEPTH      64
 #define ACTIONS_MAX     64
 #define HEADER_NAME_MAX 76
-
-/* Fields of the condition language, and the first phase that has them. */
-static const struct field_def {
-	const char *name;
-	enum field id;
-	enum ftype type;
-	enum mw_phase from;
-	bool only; /* available at that phase only */
-} fields[] = {
-	{ "client.ip", F_CLIENT_IP, FT_IP, MW_PH_CONNECT, false },
-	{ "client.name", F_CLIENT_NAME, FT_DOMAIN, MW_PH_CONNECT, false },
-	{ "listener", F_LISTENER, FT_STRING, MW_PH_CONNECT, false },
-	{ "helo", F_HELO, FT_DOMAIN, MW_PH_HELO, false },
-	{ "helo.address-literal", F_HELO_ADDRLIT, FT_BOOL, MW_PH_HELO, false },
-	{ "helo.fqdn", F_HELO_FQDN, FT_BOOL, MW_PH_HELO, false },
-	{ "tls", F_TLS, FT_BOOL, MW_PH_HELO, false },
-	{ "tls.version", F_TLS_VERSION, FT_STRING, MW_PH_HELO, false },
-	{ "authenticated", F_AUTHENTICATED, FT_BOOL, MW_PH_MAIL, false },
-	{ "auth.user", F_AUTH_USER, FT_STRING, MW_PH_MAIL, false },
-	{ "auth.mech", F_AUTH_MECH, FT_STRING, MW_PH_MAIL, false },
-	{ "from", F_FROM, FT_ADDRESS, MW_PH_MAIL, false },
-	{ "from.local", F_FROM_LOCAL, FT_STRING, MW_PH_MAIL, false },
-	{ "from.domain", F_FROM_DOMAIN, FT_DOMAIN, MW_PH_MAIL, false },
-	{ "rcpt", F_RCPT, FT_ADDRESS, MW_PH_RCPT, true },
-	{ "rcpt.local", F_RCPT_LOCAL, FT_STRING, MW_PH_RCPT, true },
-	{ "rcpt.domain", F_RCPT_DOMAIN, FT_DOMAIN, MW_PH_RCPT, true },
-	{ "rcpt.count", F_RCPT_COUNT, FT_NUMBER, MW_PH_RCPT, false },
-	{ "size", F_SIZE, FT_NUMBER, MW_PH_MAIL, false },
-	{ "header.name", F_HEADER_NAME, FT_STRING, MW_PH_HEADER, true },
-	{ "header.value", F_HEADER_VALUE, FT_STRING, MW_PH_HEADER, true },
-	{ "score", F_SCORE, FT_NUMBER, MW_PH_CONNECT, false },
-	{ "role", F_ROLE, FT_STRING, MW_PH_CONNECT, false },
-	{ "trusted", F_TRUSTED, FT_BOOL, MW_PH_CONNECT, false },
-	{ "from.routed", F_FROM_ROUTED, FT_BOOL, MW_PH_MAIL, false },
-	{ "from.malformed", F_FROM_MALFORMED, FT_BOOL, MW_PH_MAIL, false },
-	{ "from.owned", F_FROM_OWNED, FT_BOOL, MW_PH_MAIL, false },
-	{ "rcpt.routed", F_RCPT_ROUTED, FT_BOOL, MW_PH_RCPT, true },
-	{ "rcpt.malformed", F_RCPT_MALFORMED, FT_BOOL, MW_PH_RCPT, true },
-	{ "header.from", F_HFROM, FT_ADDRESS, MW_PH_EOH, false },
-	{ "header.from.domain", F_HFROM_DOMAIN, FT_DOMAIN, MW_PH_EOH, false },
-	{ "header.from.count", F_HFROM_COUNT, FT_NUMBER, MW_PH_EOH, false },
-	{ "header.from.mailboxes", F_HFROM_BOXES, FT_NUMBER, MW_PH_EOH, false },
-	{ "header.from.malformed", F_HFROM_MALFORMED, FT_BOOL, MW_PH_EOH,
-	    false },
-	{ "header.from.owned", F_HFROM_OWNED, FT_BOOL, MW_PH_EOH, false },
-	{ "header.from.domains", F_HFROM_DOMAINS, FT_DOMAIN, MW_PH_EOH, false },
-};
 
 static const char *const phase_names[MW_PH_COUNT] = { "connect", "helo", "mail",
 	"rcpt", "header", "eoh", "body", "eom" };
@@ -85,41 +41,6 @@ static const char *const interp_names[] = { "client.ip", "client.name", "helo",
 	"from", "rcpt", "auth.user", "score", "labels", "rule", "queue-id",
 	"header.from", NULL };
 
-/*
- * Macros and the first phase Postfix sends them at, given the lists
- * milter-warden requests (glue.c).  Used for -n warnings only.
- */
-static const struct {
-	const char *name;
-	enum mw_phase from;
-	bool only;
-} macro_phases[] = {
-	{ "j", MW_PH_CONNECT, false },
-	{ "_", MW_PH_CONNECT, false },
-	{ "v", MW_PH_CONNECT, false },
-	{ "daemon_name", MW_PH_CONNECT, false },
-	{ "daemon_addr", MW_PH_CONNECT, false },
-	{ "client_addr", MW_PH_CONNECT, false },
-	{ "client_name", MW_PH_CONNECT, false },
-	{ "client_port", MW_PH_CONNECT, false },
-	{ "tls_version", MW_PH_HELO, false },
-	{ "cipher", MW_PH_HELO, false },
-	{ "cipher_bits", MW_PH_HELO, false },
-	{ "cert_subject", MW_PH_HELO, false },
-	{ "cert_issuer", MW_PH_HELO, false },
-	{ "auth_authen", MW_PH_MAIL, false },
-	{ "auth_type", MW_PH_MAIL, false },
-	{ "auth_author", MW_PH_MAIL, false },
-	{ "mail_addr", MW_PH_MAIL, false },
-	{ "mail_host", MW_PH_MAIL, false },
-	{ "mail_mailer", MW_PH_MAIL, false },
-	{ "rcpt_addr", MW_PH_RCPT, true },
-	{ "rcpt_host", MW_PH_RCPT, true },
-	{ "rcpt_mailer", MW_PH_RCPT, true },
-	/* Postfix assigns the queue id only from DATA on. */
-	{ "i", MW_PH_HEADER, false },
-};
-
 const char *
 mw_phase_name(enum mw_phase ph)
 {
@@ -127,19 +48,6 @@ mw_phase_name(enum mw_phase ph)
 }
 
 /* --------------------------------------------------------------- parser */
-
-struct parser {
-	struct mw_ruleset *rs;
-	struct mw_diag *diag;
-	struct lexer lx;
-	struct token tok; /* lookahead */
-	int depth;        /* include depth */
-	int cond_depth;
-	/* Per phase: the first unconditional terminal rule, for warnings. */
-	const struct rule *decided[MW_PH_COUNT];
-	char **real; /* canonical paths of the files read so far */
-	size_t nreal;
-};
 
 /*
  * already_read -- true if path names a file read before (whatever the
@@ -180,21 +88,21 @@ forget_read(struct parser *p)
 	free(p->real);
 }
 
-static void
-next(struct parser *p)
+void
+mw_rp_next(struct parser *p)
 {
 	free(p->tok.text);
 	mw_lx_next(&p->lx, &p->tok);
 }
 
-static bool
-is_word(const struct parser *p, const char *w)
+bool
+mw_rp_is_word(const struct parser *p, const char *w)
 {
 	return p->tok.kind == T_WORD && strcmp(p->tok.text, w) == 0;
 }
 
-static const char *
-tok_desc(const struct token *t)
+const char *
+mw_rp_tok_desc(const struct token *t)
 {
 	switch (t->kind) {
 	case T_EOF: return "end of file";
@@ -212,11 +120,8 @@ tok_desc(const struct token *t)
 }
 
 /* err -- report at the lookahead token (unless the lexer already did). */
-static bool err(struct parser *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static bool
-err(struct parser *p, const char *fmt, ...)
+bool
+mw_rp_err(struct parser *p, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -233,20 +138,20 @@ err(struct parser *p, const char *fmt, ...)
 static bool
 expect_word(struct parser *p, const char *w, const char *context)
 {
-	if (is_word(p, w)) {
-		next(p);
+	if (mw_rp_is_word(p, w)) {
+		mw_rp_next(p);
 		return true;
 	}
-	return err(p, "expected \"%s\" %s, found %s", w, context,
-	    tok_desc(&p->tok));
+	return mw_rp_err(p, "expected \"%s\" %s, found %s", w, context,
+	    mw_rp_tok_desc(&p->tok));
 }
 
 /* is_statement -- the lookahead starts a statement. */
-static bool
-is_statement(const struct parser *p)
+bool
+mw_rp_is_statement(const struct parser *p)
 {
-	return is_word(p, "rule") || is_word(p, "list") ||
-	    is_word(p, "include");
+	return mw_rp_is_word(p, "rule") || mw_rp_is_word(p, "list") ||
+	    mw_rp_is_word(p, "include");
 }
 
 /*
@@ -267,7 +172,7 @@ name_here(struct parser *p)
 
 	if (p->tok.kind != T_WORD)
 		return p->tok.kind == T_STRING;
-	if (!is_statement(p))
+	if (!mw_rp_is_statement(p))
 		return true;
 	mw_diag_init(&quiet);
 	p->lx.diag = &quiet;
@@ -283,13 +188,13 @@ name_here(struct parser *p)
 }
 
 /* take_text -- the lookahead's text, taken over by the caller. */
-static char *
-take_text(struct parser *p)
+char *
+mw_rp_take_text(struct parser *p)
 {
 	char *s = p->tok.text;
 
 	p->tok.text = NULL;
-	next(p);
+	mw_rp_next(p);
 	return s;
 }
 
@@ -297,13 +202,13 @@ take_text(struct parser *p)
 static void
 recover(struct parser *p)
 {
-	while (p->tok.kind != T_EOF && !is_word(p, "rule") &&
-	    !is_word(p, "list") && !is_word(p, "include"))
-		next(p);
+	while (p->tok.kind != T_EOF && !mw_rp_is_word(p, "rule") &&
+	    !mw_rp_is_word(p, "list") && !mw_rp_is_word(p, "include"))
+		mw_rp_next(p);
 }
 
-static bool
-parse_number(const char *s, double *out)
+bool
+mw_rp_parse_number(const char *s, double *out)
 {
 	char *end;
 	double v;
@@ -324,33 +229,34 @@ parse_number(const char *s, double *out)
 static char *resolve_path(const char *base_file, const char *path);
 
 /* list { items } -- items up to the closing brace, into l. */
-static bool
-parse_items(struct parser *p, struct list *l)
+bool
+mw_rp_parse_items(struct parser *p, struct list *l)
 {
 	bool ok = true;
 
 	if (p->tok.kind != T_LBRACE)
-		return err(p, "expected \"{\", found %s", tok_desc(&p->tok));
-	next(p);
+		return mw_rp_err(p, "expected \"{\", found %s",
+		    mw_rp_tok_desc(&p->tok));
+	mw_rp_next(p);
 	while (p->tok.kind != T_RBRACE) {
 		const char *why = NULL;
 
 		if (p->tok.kind == T_COMMA) {
-			next(p);
+			mw_rp_next(p);
 			continue;
 		}
 		if (p->tok.kind != T_WORD && p->tok.kind != T_STRING)
-			return err(p,
+			return mw_rp_err(p,
 			    "expected a list entry or \"}\", found %s",
-			    tok_desc(&p->tok));
+			    mw_rp_tok_desc(&p->tok));
 		if (!mw_list_add(l, p->tok.text, &why)) {
-			err(p, "%s: %s", p->tok.text,
+			mw_rp_err(p, "%s: %s", p->tok.text,
 			    why ? why : "invalid entry");
 			ok = false;
 		}
-		next(p);
+		mw_rp_next(p);
 	}
-	next(p);
+	mw_rp_next(p);
 	return ok;
 }
 
@@ -364,43 +270,44 @@ parse_list(struct parser *p)
 	char *name;
 	size_t t;
 
-	next(p); /* list */
+	mw_rp_next(p); /* list */
 	if (p->tok.kind != T_WORD && p->tok.kind != T_STRING) {
-		err(p, "expected a list name, found %s", tok_desc(&p->tok));
+		mw_rp_err(p, "expected a list name, found %s",
+		    mw_rp_tok_desc(&p->tok));
 		return recover(p);
 	}
 	if (mw_list_find(p->rs, p->tok.text) != NULL) {
-		err(p, "list \"%s\" is already defined", p->tok.text);
+		mw_rp_err(p, "list \"%s\" is already defined", p->tok.text);
 		return recover(p);
 	}
-	name = take_text(p);
+	name = mw_rp_take_text(p);
 	for (t = 0; t < 4; t++)
-		if (is_word(p, types[t]))
+		if (mw_rp_is_word(p, types[t]))
 			break;
 	if (t == 4) {
-		err(p,
+		mw_rp_err(p,
 		    "expected a list type (ip, domain, address, string), "
 		    "found %s",
-		    tok_desc(&p->tok));
+		    mw_rp_tok_desc(&p->tok));
 		free(name);
 		return recover(p);
 	}
-	next(p);
+	mw_rp_next(p);
 	if ((l = mw_list_new(name, (enum list_type)t)) == NULL) {
 		mw_diag_error(p->diag, p->lx.file, line, col, "out of memory");
 		free(name);
 		return recover(p);
 	}
 	free(name);
-	if (is_word(p, "file")) {
+	if (mw_rp_is_word(p, "file")) {
 		char *path;
 
-		next(p);
+		mw_rp_next(p);
 		if (p->tok.kind != T_STRING) {
-			err(p,
+			mw_rp_err(p,
 			    "expected the list file name as a string, "
 			    "found %s",
-			    tok_desc(&p->tok));
+			    mw_rp_tok_desc(&p->tok));
 			mw_list_free(l);
 			return recover(p);
 		}
@@ -408,8 +315,8 @@ parse_list(struct parser *p)
 		if (path != NULL)
 			mw_list_load_file(p->diag, l, path);
 		free(path);
-		next(p);
-	} else if (!parse_items(p, l)) {
+		mw_rp_next(p);
+	} else if (!mw_rp_parse_items(p, l)) {
 		mw_list_free(l);
 		return recover(p);
 	}
@@ -422,549 +329,6 @@ parse_list(struct parser *p)
 	p->rs->lists = l;
 }
 
-/* ----------------------------------------------------------- conditions */
-
-static void cond_free(struct cond *c);
-
-static struct cond *
-cond_new(enum cond_kind kind)
-{
-	struct cond *c = calloc(1, sizeof(*c));
-
-	if (c != NULL)
-		c->kind = kind;
-	return c;
-}
-
-static void
-cond_free(struct cond *c)
-{
-	if (c == NULL)
-		return;
-	cond_free(c->a);
-	cond_free(c->b);
-	free(c->str);
-	free(c->str2);
-	if (c->re != NULL)
-		pcre2_code_free(c->re);
-	mw_list_free(c->inline_list);
-	free(c);
-}
-
-/* compile_regex -- the lookahead REGEX token, errors at its position. */
-static pcre2_code *
-compile_regex(struct parser *p)
-{
-	uint32_t opts = 0;
-	int errcode;
-	PCRE2_SIZE off;
-	pcre2_code *re;
-
-	if (p->tok.kind != T_REGEX) {
-		err(p, "expected a regular expression /.../, found %s",
-		    tok_desc(&p->tok));
-		return NULL;
-	}
-	if (strchr(p->tok.flags, 'i'))
-		opts |= PCRE2_CASELESS;
-	if (strchr(p->tok.flags, 'm'))
-		opts |= PCRE2_MULTILINE;
-	if (strchr(p->tok.flags, 's'))
-		opts |= PCRE2_DOTALL;
-	if (strchr(p->tok.flags, 'x'))
-		opts |= PCRE2_EXTENDED;
-	re = pcre2_compile((PCRE2_SPTR)p->tok.text, p->tok.len, opts, &errcode,
-	    &off, NULL);
-	if (re == NULL) {
-		PCRE2_UCHAR msg[256];
-		unsigned col = p->tok.col + 1 + (unsigned)off;
-		size_t k;
-
-		/* Each "/" before the error was written "\/": one more column.
-		 */
-		for (k = 0; k < off && k < p->tok.len; k++)
-			col += p->tok.text[k] == '/';
-		pcre2_get_error_message(errcode, msg, sizeof(msg));
-		mw_diag_error(p->diag, p->lx.file, p->tok.line, col,
-		    "regular expression: %s (at offset %zu)", (char *)msg,
-		    (size_t)off);
-		next(p);
-		return NULL;
-	}
-	/* JIT where available; the interpreter otherwise. */
-	(void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
-	next(p);
-	return re;
-}
-
-static bool
-parse_numop(struct parser *p, enum numop *op)
-{
-	static const char *const ops[] = { "==", "!=", "<", "<=", ">", ">=" };
-	size_t i;
-
-	for (i = 0; i < 6; i++) {
-		if (is_word(p, ops[i])) {
-			*op = (enum numop)i;
-			next(p);
-			return true;
-		}
-	}
-	return err(p, "expected a comparison (== != < <= > >=), found %s",
-	    tok_desc(&p->tok));
-}
-
-static bool
-parse_num(struct parser *p, double *v)
-{
-	if (p->tok.kind != T_WORD || !parse_number(p->tok.text, v))
-		return err(p, "expected a number, found %s", tok_desc(&p->tok));
-	next(p);
-	return true;
-}
-
-/*
- * parse_re_op -- "=~ /re/" or "!~ /re/" at the lookahead, into c as kind.
- * On false the caller frees c.
- */
-static bool
-parse_re_op(struct parser *p, struct cond *c, enum cond_kind kind)
-{
-	c->kind = kind;
-	c->neg = is_word(p, "!~");
-	next(p);
-	return (c->re = compile_regex(p)) != NULL;
-}
-
-/*
- * parse_eq_op -- "== VALUE" or "!= VALUE" at the lookahead: c becomes
- * kind, the value goes to *value.  On false the caller frees c.
- */
-static bool
-parse_eq_op(struct parser *p, struct cond *c, enum cond_kind kind, char **value,
-    unsigned *line, unsigned *col)
-{
-	c->kind = kind;
-	c->neg = is_word(p, "!=");
-	next(p);
-	if (p->tok.kind != T_STRING && p->tok.kind != T_WORD)
-		return err(p, "expected a value, found %s", tok_desc(&p->tok));
-	if (line != NULL) {
-		*line = p->tok.line;
-		*col = p->tok.col;
-	}
-	*value = take_text(p);
-	return true;
-}
-
-/* Phase checks: data a phase cannot have yet is a load-time error. */
-static bool
-phase_has(struct parser *p, enum mw_phase ph, enum mw_phase from, bool only,
-    const char *what)
-{
-	if (only && ph != from)
-		return err(p, "%s is only known at the %s phase", what,
-		    phase_names[from]);
-	if (ph < from)
-		return err(p,
-		    "%s is not known yet at the %s phase (from %s on)", what,
-		    phase_names[ph], phase_names[from]);
-	return true;
-}
-
-static enum list_type
-list_type_for(enum ftype t)
-{
-	switch (t) {
-	case FT_IP: return L_IP;
-	case FT_DOMAIN: return L_DOMAIN;
-	case FT_ADDRESS: return L_ADDRESS;
-	default: return L_STRING;
-	}
-}
-
-static struct cond *parse_or(struct parser *p, enum mw_phase ph);
-
-static struct cond *
-parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
-{
-	struct cond *c = NULL;
-
-	if (!phase_has(p, ph, f->from, f->only, f->name))
-		return NULL;
-	next(p);
-	if (f->type == FT_BOOL) {
-		if ((c = cond_new(C_FIELD_BOOL)) != NULL)
-			c->field = f->id;
-		return c;
-	}
-	if (f->type == FT_NUMBER) {
-		if ((c = cond_new(C_FIELD_NUM)) == NULL)
-			return NULL;
-		c->field = f->id;
-		if (!parse_numop(p, &c->op) || !parse_num(p, &c->num)) {
-			cond_free(c);
-			return NULL;
-		}
-		return c;
-	}
-	if (is_word(p, "in")) {
-		next(p);
-		if ((c = cond_new(C_FIELD_IN)) == NULL)
-			return NULL;
-		c->field = f->id;
-		if (p->tok.kind == T_LBRACE) {
-			c->inline_list =
-			    mw_list_new(NULL, list_type_for(f->type));
-			if (c->inline_list == NULL ||
-			    !parse_items(p, c->inline_list) ||
-			    !mw_list_finish(c->inline_list)) {
-				cond_free(c);
-				return NULL;
-			}
-			c->list = c->inline_list;
-			return c;
-		}
-		if (p->tok.kind != T_WORD && p->tok.kind != T_STRING) {
-			err(p, "expected a list name or \"{\", found %s",
-			    tok_desc(&p->tok));
-			cond_free(c);
-			return NULL;
-		}
-		if ((c->list = mw_list_find(p->rs, p->tok.text)) == NULL) {
-			err(p,
-			    "no list named \"%s\" (lists must be defined "
-			    "before use)",
-			    p->tok.text);
-			cond_free(c);
-			return NULL;
-		}
-		if (c->list->type != list_type_for(f->type) &&
-		    !(f->type == FT_ADDRESS && c->list->type == L_STRING)) {
-			err(p,
-			    "%s needs a list of type %s; \"%s\" is %s %s list",
-			    f->name, mw_list_type_name(list_type_for(f->type)),
-			    c->list->name,
-			    c->list->type == L_IP || c->list->type == L_ADDRESS
-				? "an"
-				: "a",
-			    mw_list_type_name(c->list->type));
-			cond_free(c);
-			return NULL;
-		}
-		next(p);
-		return c;
-	}
-	if (is_word(p, "=~") || is_word(p, "!~")) {
-		if (f->type == FT_IP) {
-			err(p,
-			    "%s cannot be matched with a regular "
-			    "expression; use \"in\"",
-			    f->name);
-			return NULL;
-		}
-		if ((c = cond_new(C_FIELD_RE)) == NULL)
-			return NULL;
-		c->field = f->id;
-		if (!parse_re_op(p, c, C_FIELD_RE)) {
-			cond_free(c);
-			return NULL;
-		}
-		return c;
-	}
-	if (is_word(p, "==") || is_word(p, "!=")) {
-		unsigned line = 0, col = 0;
-
-		if ((c = cond_new(C_FIELD_EQ)) == NULL)
-			return NULL;
-		c->field = f->id;
-		if (!parse_eq_op(p, c, C_FIELD_EQ, &c->str, &line, &col)) {
-			cond_free(c);
-			return NULL;
-		}
-		if (f->type == FT_IP) {
-			if (!mw_ip_parse(c->str, &c->ip)) {
-				mw_diag_error(p->diag, p->lx.file, line, col,
-				    "\"%s\" is not an IP address", c->str);
-				cond_free(c);
-				return NULL;
-			}
-			c->ip_valid = true;
-		}
-		return c;
-	}
-	err(p, "expected ==, !=, =~, !~ or \"in\" after %s, found %s", f->name,
-	    tok_desc(&p->tok));
-	return NULL;
-}
-
-static bool
-check_header_name(struct parser *p, const char *name)
-{
-	size_t i, len = strlen(name);
-
-	if (len == 0 || len > HEADER_NAME_MAX)
-		return err(p, "a header name has 1 to %d characters",
-		    HEADER_NAME_MAX);
-	for (i = 0; i < len; i++)
-		if ((unsigned char)name[i] <= ' ' ||
-		    (unsigned char)name[i] >= 0x7f || name[i] == ':')
-			return err(p, "invalid character in header name \"%s\"",
-			    name);
-	return true;
-}
-
-static void
-macro_warning(struct parser *p, enum mw_phase ph, const char *name,
-    unsigned line, unsigned col)
-{
-	char key[64];
-	size_t len = strlen(name), i;
-
-	if (len >= 2 && name[0] == '{' && name[len - 1] == '}') {
-		name++;
-		len -= 2;
-	}
-	if (len >= sizeof(key))
-		len = sizeof(key) - 1;
-	memcpy(key, name, len);
-	key[len] = '\0';
-	for (i = 0; i < sizeof(macro_phases) / sizeof(macro_phases[0]); i++) {
-		if (strcmp(macro_phases[i].name, key) != 0)
-			continue;
-		if (ph < macro_phases[i].from)
-			mw_diag_warning(p->diag, p->lx.file, line, col,
-			    "macro \"%s\" is not sent by Postfix before the %s "
-			    "phase; at %s it is never present",
-			    key, phase_names[macro_phases[i].from],
-			    phase_names[ph]);
-		else if (macro_phases[i].only && ph != macro_phases[i].from)
-			mw_diag_warning(p->diag, p->lx.file, line, col,
-			    "macro \"%s\" is only sent at the %s phase", key,
-			    phase_names[macro_phases[i].from]);
-		return;
-	}
-	mw_diag_warning(p->diag, p->lx.file, line, col,
-	    "milter-warden does not ask the MTA for macro \"%s\"; it is "
-	    "present only if the MTA sends it unasked",
-	    key);
-}
-
-static struct cond *
-parse_predicate(struct parser *p, enum mw_phase ph)
-{
-	struct cond *c;
-	size_t i;
-
-	if (p->tok.kind == T_LPAREN) {
-		/* Reported at the "(" that goes one level too deep. */
-		if (p->cond_depth + 1 > COND_DEPTH) {
-			err(p, "conditions nested deeper than %d", COND_DEPTH);
-			return NULL;
-		}
-		next(p);
-		c = parse_or(p, ph);
-		if (c == NULL)
-			return NULL;
-		if (p->tok.kind != T_RPAREN) {
-			err(p, "expected \")\", found %s", tok_desc(&p->tok));
-			cond_free(c);
-			return NULL;
-		}
-		next(p);
-		return c;
-	}
-	if (p->tok.kind != T_WORD) {
-		err(p, "expected a condition, found %s", tok_desc(&p->tok));
-		return NULL;
-	}
-	if (is_word(p, "not")) {
-		if (++p->cond_depth > COND_DEPTH) {
-			err(p, "conditions nested deeper than %d", COND_DEPTH);
-			return NULL;
-		}
-		next(p);
-		if ((c = cond_new(C_NOT)) == NULL ||
-		    (c->a = parse_predicate(p, ph)) == NULL) {
-			cond_free(c);
-			return NULL;
-		}
-		p->cond_depth--;
-		return c;
-	}
-	if (is_word(p, "true")) {
-		next(p);
-		return cond_new(C_TRUE);
-	}
-	if (is_word(p, "header")) {
-		if (!phase_has(p, ph, MW_PH_HEADER, false, "header"))
-			return NULL;
-		next(p);
-		if (p->tok.kind != T_STRING) {
-			err(p, "expected the header name as a string, found %s",
-			    tok_desc(&p->tok));
-			return NULL;
-		}
-		if (!check_header_name(p, p->tok.text))
-			return NULL;
-		if ((c = cond_new(C_HDR_PRESENT)) == NULL)
-			return NULL;
-		c->str = take_text(p);
-		if (is_word(p, "present") || is_word(p, "absent")) {
-			c->neg = is_word(p, "absent");
-			next(p);
-		} else if (is_word(p, "count")) {
-			c->kind = C_HDR_COUNT;
-			next(p);
-			if (!parse_numop(p, &c->op) || !parse_num(p, &c->num)) {
-				cond_free(c);
-				return NULL;
-			}
-		} else if (is_word(p, "=~") || is_word(p, "!~")) {
-			if (!parse_re_op(p, c, C_HDR_RE)) {
-				cond_free(c);
-				return NULL;
-			}
-		} else {
-			err(p,
-			    "expected present, absent, count, =~ or !~ "
-			    "after the header name, found %s",
-			    tok_desc(&p->tok));
-			cond_free(c);
-			return NULL;
-		}
-		return c;
-	}
-	if (is_word(p, "body")) {
-		if (!phase_has(p, ph, MW_PH_BODY, false, "body"))
-			return NULL;
-		next(p);
-		if (!is_word(p, "=~") && !is_word(p, "!~")) {
-			err(p, "expected =~ or !~ after body, found %s",
-			    tok_desc(&p->tok));
-			return NULL;
-		}
-		if ((c = cond_new(C_BODY_RE)) == NULL)
-			return NULL;
-		if (!parse_re_op(p, c, C_BODY_RE)) {
-			cond_free(c);
-			return NULL;
-		}
-		return c;
-	}
-	if (is_word(p, "macro")) {
-		unsigned line, col;
-
-		next(p);
-		if (p->tok.kind != T_STRING) {
-			err(p, "expected the macro name as a string, found %s",
-			    tok_desc(&p->tok));
-			return NULL;
-		}
-		line = p->tok.line;
-		col = p->tok.col;
-		if ((c = cond_new(C_MACRO_PRESENT)) == NULL)
-			return NULL;
-		c->str = take_text(p);
-		macro_warning(p, ph, c->str, line, col);
-		if (is_word(p, "present") || is_word(p, "absent")) {
-			c->neg = is_word(p, "absent");
-			next(p);
-		} else if (is_word(p, "==") || is_word(p, "!=")) {
-			if (!parse_eq_op(p, c, C_MACRO_EQ, &c->str2, NULL,
-				NULL)) {
-				cond_free(c);
-				return NULL;
-			}
-		} else if (is_word(p, "=~") || is_word(p, "!~")) {
-			if (!parse_re_op(p, c, C_MACRO_RE)) {
-				cond_free(c);
-				return NULL;
-			}
-		} else {
-			err(p,
-			    "expected present, absent, ==, !=, =~ or !~ "
-			    "after the macro name, found %s",
-			    tok_desc(&p->tok));
-			cond_free(c);
-			return NULL;
-		}
-		return c;
-	}
-	if (is_word(p, "var")) {
-		next(p);
-		if (p->tok.kind != T_WORD) {
-			err(p, "expected a variable name, found %s",
-			    tok_desc(&p->tok));
-			return NULL;
-		}
-		if ((c = cond_new(C_VAR_SET)) == NULL)
-			return NULL;
-		c->str = take_text(p);
-		if (is_word(p, "==") || is_word(p, "!=")) {
-			if (!parse_eq_op(p, c, C_VAR_EQ, &c->str2, NULL,
-				NULL)) {
-				cond_free(c);
-				return NULL;
-			}
-		}
-		return c;
-	}
-	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (strcmp(fields[i].name, p->tok.text) == 0)
-			return parse_field(p, ph, &fields[i]);
-	err(p, "unknown condition \"%s\"", p->tok.text);
-	return NULL;
-}
-
-static struct cond *
-parse_and(struct parser *p, enum mw_phase ph)
-{
-	struct cond *c = parse_predicate(p, ph), *n;
-
-	while (c != NULL && is_word(p, "and")) {
-		next(p);
-		if ((n = cond_new(C_AND)) == NULL) {
-			cond_free(c);
-			return NULL;
-		}
-		n->a = c;
-		c = n;
-		if ((n->b = parse_predicate(p, ph)) == NULL) {
-			cond_free(c);
-			return NULL;
-		}
-	}
-	return c;
-}
-
-static struct cond *
-parse_or(struct parser *p, enum mw_phase ph)
-{
-	struct cond *c, *n;
-
-	if (++p->cond_depth > COND_DEPTH) {
-		err(p, "conditions nested deeper than %d", COND_DEPTH);
-		return NULL;
-	}
-	c = parse_and(p, ph);
-	while (c != NULL && is_word(p, "or")) {
-		next(p);
-		if ((n = cond_new(C_OR)) == NULL) {
-			cond_free(c);
-			return NULL;
-		}
-		n->a = c;
-		c = n;
-		if ((n->b = parse_and(p, ph)) == NULL) {
-			cond_free(c);
-			return NULL;
-		}
-	}
-	p->cond_depth--;
-	return c;
-}
-
 /* -------------------------------------------------------------- actions */
 
 /* check_text -- printable, and %{name} references known. */
@@ -974,10 +338,10 @@ check_text(struct parser *p, const char *s, size_t max, const char *what)
 	const char *q;
 
 	if (strlen(s) > max)
-		return err(p, "%s longer than %zu bytes", what, max);
+		return mw_rp_err(p, "%s longer than %zu bytes", what, max);
 	for (q = s; *q != '\0'; q++) {
 		if ((unsigned char)*q < 0x20 && *q != '\t')
-			return err(p, "control character in %s", what);
+			return mw_rp_err(p, "control character in %s", what);
 		if (*q != '%')
 			continue;
 		if (q[1] == '%') {
@@ -989,14 +353,15 @@ check_text(struct parser *p, const char *s, size_t max, const char *what)
 			size_t i, n;
 
 			if (end == NULL)
-				return err(p, "unterminated %%{ in %s", what);
+				return mw_rp_err(p, "unterminated %%{ in %s",
+				    what);
 			n = (size_t)(end - q - 2);
 			for (i = 0; interp_names[i] != NULL; i++)
 				if (strlen(interp_names[i]) == n &&
 				    strncmp(interp_names[i], q + 2, n) == 0)
 					break;
 			if (interp_names[i] == NULL)
-				return err(p,
+				return mw_rp_err(p,
 				    "unknown name %%{%.*s} in %s "
 				    "(known: client.ip, client.name, "
 				    "helo, from, rcpt, auth.user, "
@@ -1005,8 +370,8 @@ check_text(struct parser *p, const char *s, size_t max, const char *what)
 			q = end;
 			continue;
 		}
-		return err(p, "a lone %% in %s: write %%%% for a percent sign",
-		    what);
+		return mw_rp_err(p,
+		    "a lone %% in %s: write %%%% for a percent sign", what);
 	}
 	return true;
 }
@@ -1041,11 +406,11 @@ static bool
 take_string_arg(struct parser *p, char **out, const char *what, size_t max)
 {
 	if (p->tok.kind != T_STRING)
-		return err(p, "expected %s as a string, found %s", what,
-		    tok_desc(&p->tok));
+		return mw_rp_err(p, "expected %s as a string, found %s", what,
+		    mw_rp_tok_desc(&p->tok));
 	if (!check_text(p, p->tok.text, max, what))
 		return false;
-	*out = take_text(p);
+	*out = mw_rp_take_text(p);
 	return true;
 }
 
@@ -1078,20 +443,20 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 	size_t i;
 
 	memset(a, 0, sizeof(*a));
-	if (p->tok.kind != T_WORD || is_statement(p))
-		return err(p, "expected an action, found %s",
-		    tok_desc(&p->tok));
+	if (p->tok.kind != T_WORD || mw_rp_is_statement(p))
+		return mw_rp_err(p, "expected an action, found %s",
+		    mw_rp_tok_desc(&p->tok));
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(names[i].name, p->tok.text) == 0)
 			break;
 	if (i == sizeof(names) / sizeof(names[0]))
-		return err(p, "unknown action \"%s\"", p->tok.text);
+		return mw_rp_err(p, "unknown action \"%s\"", p->tok.text);
 	a->kind = names[i].kind;
 	if ((a->kind == A_DISCARD || a->kind == A_QUARANTINE) &&
 	    r->phase < MW_PH_MAIL)
-		return err(p, "%s needs a message: not at the %s phase",
+		return mw_rp_err(p, "%s needs a message: not at the %s phase",
 		    names[i].name, phase_names[r->phase]);
-	next(p);
+	mw_rp_next(p);
 
 	switch (a->kind) {
 	case A_REJECT:
@@ -1106,7 +471,7 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 			char code[8] = "", dsn[16] = "";
 
 			snprintf(code, sizeof(code), "%s", p->tok.text);
-			next(p);
+			mw_rp_next(p);
 			if (p->tok.kind == T_WORD)
 				snprintf(dsn, sizeof(dsn), "%s", p->tok.text);
 			if (!valid_code(code, dsn, cls)) {
@@ -1119,7 +484,7 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 			}
 			strcpy(a->code, code);
 			strcpy(a->dsn, dsn);
-			next(p);
+			mw_rp_next(p);
 		}
 		if (p->tok.kind == T_STRING)
 			return take_string_arg(p, &a->arg1, "the reply text",
@@ -1135,14 +500,14 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 	case A_INSERT_HEADER:
 	case A_CHANGE_HEADER:
 		if (p->tok.kind == T_STRING &&
-		    !check_header_name(p, p->tok.text))
+		    !mw_rp_check_header_name(p, p->tok.text))
 			return false;
 		return take_string_arg(p, &a->arg1, "the header name",
 			   HEADER_NAME_MAX) &&
 		    take_string_arg(p, &a->arg2, "the header value", 998);
 	case A_DELETE_HEADER:
 		if (p->tok.kind == T_STRING &&
-		    !check_header_name(p, p->tok.text))
+		    !mw_rp_check_header_name(p, p->tok.text))
 			return false;
 		return take_string_arg(p, &a->arg1, "the header name",
 		    HEADER_NAME_MAX);
@@ -1151,37 +516,38 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 	case A_REDIRECT:
 		if (p->tok.kind == T_STRING &&
 		    (p->tok.text[0] == '\0' || strpbrk(p->tok.text, " \t<>")))
-			return err(p, "\"%s\" is not a mail address",
+			return mw_rp_err(p, "\"%s\" is not a mail address",
 			    p->tok.text);
 		return take_string_arg(p, &a->arg1, "the address", 1024);
 	case A_SCORE:
 		if (p->tok.kind != T_WORD ||
 		    (p->tok.text[0] != '+' && p->tok.text[0] != '-') ||
-		    !parse_number(p->tok.text, &a->num))
-			return err(p,
+		    !mw_rp_parse_number(p->tok.text, &a->num))
+			return mw_rp_err(p,
 			    "expected a signed number such as +2 or "
 			    "-1.5, found %s",
-			    tok_desc(&p->tok));
-		next(p);
+			    mw_rp_tok_desc(&p->tok));
+		mw_rp_next(p);
 		if (!name_here(p))
-			return err(p,
+			return mw_rp_err(p,
 			    "expected a label after the score, found "
 			    "%s",
-			    tok_desc(&p->tok));
+			    mw_rp_tok_desc(&p->tok));
 		if (p->tok.text[0] == '\0')
-			return err(p, "a score label cannot be empty");
+			return mw_rp_err(p, "a score label cannot be empty");
 		if (strpbrk(p->tok.text, " \t,=") != NULL)
-			return err(p,
+			return mw_rp_err(p,
 			    "a score label has no spaces, commas or "
 			    "\"=\"");
 		r->score_delta += a->num;
-		a->arg1 = take_text(p);
+		a->arg1 = mw_rp_take_text(p);
 		return true;
 	case A_SET:
 		if (p->tok.kind != T_WORD || !name_here(p))
-			return err(p, "expected a variable name, found %s",
-			    tok_desc(&p->tok));
-		a->arg1 = take_text(p);
+			return mw_rp_err(p,
+			    "expected a variable name, found %s",
+			    mw_rp_tok_desc(&p->tok));
+		a->arg1 = mw_rp_take_text(p);
 		if (p->tok.kind == T_STRING)
 			return take_string_arg(p, &a->arg2, "the value", 998);
 		a->arg2 = strdup("1");
@@ -1204,7 +570,7 @@ rule_free(struct rule *r)
 
 	if (r == NULL)
 		return;
-	cond_free(r->when);
+	mw_rp_cond_free(r->when);
 	for (i = 0; i < r->nactions; i++) {
 		free(r->actions[i].arg1);
 		free(r->actions[i].arg2);
@@ -1279,23 +645,23 @@ parse_rule(struct parser *p)
 	}
 	r->file = p->lx.file;
 	r->line = line;
-	next(p); /* rule */
-	if (!is_word(p, "at")) {
+	mw_rp_next(p); /* rule */
+	if (!mw_rp_is_word(p, "at")) {
 		if (p->tok.kind != T_WORD && p->tok.kind != T_STRING) {
-			err(p, "expected a rule name or \"at\", found %s",
-			    tok_desc(&p->tok));
+			mw_rp_err(p, "expected a rule name or \"at\", found %s",
+			    mw_rp_tok_desc(&p->tok));
 			goto fail;
 		}
 		for (i = 0; i < p->rs->nrules; i++) {
 			if (strcmp(p->rs->rules[i]->id, p->tok.text) == 0) {
-				err(p,
+				mw_rp_err(p,
 				    "rule \"%s\" is already defined at %s:%u",
 				    p->tok.text, p->rs->rules[i]->file,
 				    p->rs->rules[i]->line);
 				goto fail;
 			}
 		}
-		r->id = take_text(p);
+		r->id = mw_rp_take_text(p);
 	} else {
 		char id[1200];
 
@@ -1306,26 +672,26 @@ parse_rule(struct parser *p)
 	if (!expect_word(p, "at", "after the rule name"))
 		goto fail;
 	for (i = 0; i < MW_PH_COUNT; i++)
-		if (is_word(p, phase_names[i]))
+		if (mw_rp_is_word(p, phase_names[i]))
 			break;
 	if (i == MW_PH_COUNT) {
-		err(p,
+		mw_rp_err(p,
 		    "expected a phase (connect, helo, mail, rcpt, header, "
 		    "eoh, body, eom), found %s",
-		    tok_desc(&p->tok));
+		    mw_rp_tok_desc(&p->tok));
 		goto fail;
 	}
 	r->phase = (enum mw_phase)i;
-	next(p);
-	if (is_word(p, "report-only")) {
+	mw_rp_next(p);
+	if (mw_rp_is_word(p, "report-only")) {
 		r->report_only = true;
-		next(p);
+		mw_rp_next(p);
 	}
-	if (is_word(p, "when")) {
-		next(p);
+	if (mw_rp_is_word(p, "when")) {
+		mw_rp_next(p);
 		/* The top level is depth 0: 64 nested levels are allowed. */
 		p->cond_depth = -1;
-		if ((r->when = parse_or(p, r->phase)) == NULL)
+		if ((r->when = mw_rp_parse_or(p, r->phase)) == NULL)
 			goto fail;
 	}
 	if (!expect_word(p, "then", "before the actions"))
@@ -1336,7 +702,8 @@ parse_rule(struct parser *p)
 		struct action *v;
 
 		if (r->nactions == ACTIONS_MAX) {
-			err(p, "more than %d actions in one rule", ACTIONS_MAX);
+			mw_rp_err(p, "more than %d actions in one rule",
+			    ACTIONS_MAX);
 			goto fail;
 		}
 		v = realloc(r->actions, (r->nactions + 1) * sizeof(*v));
@@ -1351,7 +718,7 @@ parse_rule(struct parser *p)
 		r->nactions++;
 		if (p->tok.kind != T_COMMA)
 			break;
-		next(p);
+		mw_rp_next(p);
 	}
 	/* The actions as written, for traces: up to the next token. */
 	{
@@ -1361,12 +728,12 @@ parse_rule(struct parser *p)
 			end -= p->tok.len + (p->tok.kind == T_STRING ? 2 : 0);
 		r->actions_text = display_text(actions_start, end);
 	}
-	if (p->tok.kind != T_EOF && !is_word(p, "rule") &&
-	    !is_word(p, "list") && !is_word(p, "include")) {
-		err(p,
+	if (p->tok.kind != T_EOF && !mw_rp_is_word(p, "rule") &&
+	    !mw_rp_is_word(p, "list") && !mw_rp_is_word(p, "include")) {
+		mw_rp_err(p,
 		    "expected \",\" or the next statement after the "
 		    "actions, found %s",
-		    tok_desc(&p->tok));
+		    mw_rp_tok_desc(&p->tok));
 		goto fail;
 	}
 	if (p->decided[r->phase] != NULL)
@@ -1486,19 +853,19 @@ parse_include(struct parser *p)
 	char *path, *buf;
 	size_t len;
 
-	next(p); /* include */
+	mw_rp_next(p); /* include */
 	if (p->tok.kind != T_STRING) {
-		err(p, "expected the file name as a string, found %s",
-		    tok_desc(&p->tok));
+		mw_rp_err(p, "expected the file name as a string, found %s",
+		    mw_rp_tok_desc(&p->tok));
 		return recover(p);
 	}
 	line = p->tok.line;
 	col = p->tok.col;
 	if ((path = resolve_path(p->lx.file, p->tok.text)) == NULL) {
-		err(p, "out of memory");
+		mw_rp_err(p, "out of memory");
 		return recover(p);
 	}
-	next(p);
+	mw_rp_next(p);
 	if (p->depth >= INCLUDE_DEPTH) {
 		mw_diag_error(p->diag, p->lx.file, line, col,
 		    "includes nested deeper than %d", INCLUDE_DEPTH);
@@ -1546,18 +913,18 @@ parse_buffer(struct parser *p, const char *name, const char *buf, size_t len)
 	p->lx.diag = p->diag;
 	mw_lx_next(&p->lx, &p->tok);
 	while (p->tok.kind != T_EOF) {
-		if (is_word(p, "rule"))
+		if (mw_rp_is_word(p, "rule"))
 			parse_rule(p);
-		else if (is_word(p, "list"))
+		else if (mw_rp_is_word(p, "list"))
 			parse_list(p);
-		else if (is_word(p, "include"))
+		else if (mw_rp_is_word(p, "include"))
 			parse_include(p);
 		else {
-			err(p,
+			mw_rp_err(p,
 			    "expected \"rule\", \"list\" or \"include\", "
 			    "found %s",
-			    tok_desc(&p->tok));
-			next(p);
+			    mw_rp_tok_desc(&p->tok));
+			mw_rp_next(p);
 			recover(p);
 		}
 	}
