@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /*
  * mw_printable -- copy src (srclen bytes, may contain NUL) into dst as
@@ -36,10 +37,18 @@ char *mw_strdup_bounded(const char *src, size_t max);
  * hang a reload).  NULL with errno set on failure; EINVAL means "not a
  * regular file".
  */
-#include <stdio.h>
 FILE *mw_fopen_regular(const char *path);
 
 /* mw_open_error -- the reason mw_fopen_regular failed, for a diagnostic. */
 const char *mw_open_error(int err);
+
+/*
+ * mw_read_regular -- the whole of a regular file of at most max bytes,
+ * NUL-terminated (*lenp does not count the NUL); the caller frees it.
+ * NULL on failure: *opening is true when the open itself failed (errno
+ * set, see mw_open_error), and *why says what went wrong either way.
+ */
+char *mw_read_regular(const char *path, size_t max, size_t *lenp, bool *opening,
+    const char **why);
 
 #endif

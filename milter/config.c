@@ -598,42 +598,20 @@ struct mw_config *
 mw_config_load(const char *path, struct mw_diag *diag)
 {
 	struct mw_config *cfg;
-	struct stat sb;
+	const char *why;
+	bool opening;
 	char *buf;
 	size_t len = 0;
-	FILE *fp;
 
-	if ((fp = mw_fopen_regular(path)) == NULL) {
-		mw_diag_error(diag, path, 0, 0, "cannot open: %s",
-		    mw_open_error(errno));
+	if ((buf = mw_read_regular(path, CONF_FILE_MAX, &len, &opening,
+		 &why)) == NULL) {
+		if (opening)
+			mw_diag_error(diag, path, 0, 0, "cannot open: %s", why);
+		else
+			mw_diag_error(diag, path, 0, 0, "%s (at most %d bytes)",
+			    why, CONF_FILE_MAX);
 		return NULL;
 	}
-	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode)) {
-		mw_diag_error(diag, path, 0, 0, "not a regular file");
-		fclose(fp);
-		return NULL;
-	}
-	if (sb.st_size > CONF_FILE_MAX) {
-		mw_diag_error(diag, path, 0, 0, "larger than %d bytes",
-		    CONF_FILE_MAX);
-		fclose(fp);
-		return NULL;
-	}
-	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
-		mw_diag_error(diag, path, 0, 0, "out of memory");
-		fclose(fp);
-		return NULL;
-	}
-	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
-	if (ferror(fp) || len > (size_t)sb.st_size) {
-		mw_diag_error(diag, path, 0, 0,
-		    "read error or file changed "
-		    "while reading");
-		free(buf);
-		fclose(fp);
-		return NULL;
-	}
-	fclose(fp);
 	cfg = mw_config_parse(path, buf, len, diag);
 	if (cfg != NULL && !resolve_relative(cfg, path)) {
 		mw_diag_error(diag, path, 0, 0, "out of memory");

@@ -806,44 +806,24 @@ static char *
 read_file(struct mw_diag *diag, const char *path, size_t *lenp,
     const char *errfile, unsigned line, unsigned col)
 {
-	struct stat sb;
+	const char *why;
+	bool opening;
 	char *buf;
-	size_t len;
-	FILE *fp;
 
-	if ((fp = mw_fopen_regular(path)) == NULL) {
-		if (errfile != NULL)
-			mw_diag_error(diag, errfile, line, col,
-			    "cannot open included file %s: %s", path,
-			    mw_open_error(errno));
-		else
-			mw_diag_error(diag, path, 0, 0,
-			    "cannot open rules file: %s", mw_open_error(errno));
-		return NULL;
-	}
-	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size > RULES_FILE_MAX) {
+	if ((buf = mw_read_regular(path, RULES_FILE_MAX, lenp, &opening,
+		 &why)) != NULL)
+		return buf;
+	if (opening && errfile != NULL)
+		mw_diag_error(diag, errfile, line, col,
+		    "cannot open included file %s: %s", path, why);
+	else if (opening)
+		mw_diag_error(diag, path, 0, 0, "cannot open rules file: %s",
+		    why);
+	else
 		mw_diag_error(diag, errfile ? errfile : path, line, col,
-		    "rules file %s is not a regular file of at most %ld bytes",
-		    path, RULES_FILE_MAX);
-		fclose(fp);
-		return NULL;
-	}
-	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
-		mw_diag_error(diag, path, 0, 0, "out of memory");
-		fclose(fp);
-		return NULL;
-	}
-	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
-	fclose(fp);
-	if (len > (size_t)sb.st_size) {
-		mw_diag_error(diag, path, 0, 0, "file changed while reading");
-		free(buf);
-		return NULL;
-	}
-	buf[len] = '\0';
-	*lenp = len;
-	return buf;
+		    "rules file %s: %s (at most %ld bytes)", path, why,
+		    RULES_FILE_MAX);
+	return NULL;
 }
 
 static void

@@ -165,41 +165,27 @@ mw_list_finish(struct list *l)
 void
 mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path)
 {
-	struct stat sb;
-	char *buf = NULL;
 	unsigned lineno = 0;
 	size_t len, pos = 0;
-	FILE *fp;
+	const char *why;
+	bool opening;
+	char *buf;
 
-	if ((fp = mw_fopen_regular(path)) == NULL) {
-		mw_diag_error(diag, path, 0, 0, "cannot open list file: %s",
-		    mw_open_error(errno));
-		return;
-	}
-	if (fstat(fileno(fp), &sb) == -1 || !S_ISREG(sb.st_mode) ||
-	    sb.st_size > LIST_FILE_MAX) {
-		mw_diag_error(diag, path, 0, 0,
-		    "list file is not a regular file of at most %ld bytes",
-		    LIST_FILE_MAX);
-		fclose(fp);
-		return;
-	}
-	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
-		mw_diag_error(diag, path, 0, 0, "out of memory");
-		fclose(fp);
-		return;
-	}
-	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
-	fclose(fp);
-	if (len > (size_t)sb.st_size) {
-		mw_diag_error(diag, path, 0, 0, "file changed while reading");
-		free(buf);
+	if ((buf = mw_read_regular(path, LIST_FILE_MAX, &len, &opening,
+		 &why)) == NULL) {
+		if (opening)
+			mw_diag_error(diag, path, 0, 0,
+			    "cannot open list file: %s", why);
+		else
+			mw_diag_error(diag, path, 0, 0,
+			    "list file: %s (at most %ld bytes)", why,
+			    LIST_FILE_MAX);
 		return;
 	}
 	while (pos < len) {
 		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
 		size_t llen = nl ? (size_t)(nl - line) : len - pos, s = 0, e;
-		const char *why = NULL;
+		const char *bad = NULL;
 		char *hash;
 
 		pos += llen + (nl ? 1 : 0);
@@ -222,9 +208,9 @@ mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path)
 		if (s == e)
 			continue;
 		line[e] = '\0';
-		if (!mw_list_add(l, line + s, &why))
+		if (!mw_list_add(l, line + s, &bad))
 			mw_diag_error(diag, path, lineno, (unsigned)s + 1,
-			    "%s: %s", line + s, why ? why : "invalid entry");
+			    "%s: %s", line + s, bad ? bad : "invalid entry");
 	}
 	free(buf);
 }
@@ -279,30 +265,21 @@ login_key(char *buf, size_t size, const char *login, const char *entry)
 void
 mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
 {
-	struct stat sb;
 	unsigned lineno = 0;
 	size_t len, pos = 0;
+	const char *why;
+	bool opening;
 	char *buf;
-	FILE *fp;
 
-	if ((fp = mw_fopen_regular(path)) == NULL) {
-		mw_diag_error(diag, path, 0, 0,
-		    "cannot open sender login map: %s", mw_open_error(errno));
-		return;
-	}
-	if (fstat(fileno(fp), &sb) == -1 || sb.st_size > LIST_FILE_MAX ||
-	    (buf = malloc((size_t)sb.st_size + 1)) == NULL) {
-		mw_diag_error(diag, path, 0, 0,
-		    "sender login map larger than %ld bytes or out of memory",
-		    LIST_FILE_MAX);
-		fclose(fp);
-		return;
-	}
-	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
-	fclose(fp);
-	if (len > (size_t)sb.st_size) {
-		mw_diag_error(diag, path, 0, 0, "file changed while reading");
-		free(buf);
+	if ((buf = mw_read_regular(path, LIST_FILE_MAX, &len, &opening,
+		 &why)) == NULL) {
+		if (opening)
+			mw_diag_error(diag, path, 0, 0,
+			    "cannot open sender login map: %s", why);
+		else
+			mw_diag_error(diag, path, 0, 0,
+			    "sender login map: %s (at most %ld bytes)", why,
+			    LIST_FILE_MAX);
 		return;
 	}
 	while (pos < len) {

@@ -122,3 +122,42 @@ mw_open_error(int err)
 {
 	return err == EINVAL ? "not a regular file" : strerror(err);
 }
+
+char *
+mw_read_regular(const char *path, size_t max, size_t *lenp, bool *opening,
+    const char **why)
+{
+	struct stat sb;
+	char *buf;
+	size_t len;
+	FILE *fp;
+
+	*opening = false;
+	if ((fp = mw_fopen_regular(path)) == NULL) {
+		*opening = true;
+		*why = mw_open_error(errno);
+		return NULL;
+	}
+	if (fstat(fileno(fp), &sb) == -1 || (size_t)sb.st_size > max) {
+		*why = "file too large";
+		fclose(fp);
+		return NULL;
+	}
+	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
+		*why = "out of memory";
+		fclose(fp);
+		return NULL;
+	}
+	/* One byte more than the size: a file that grew is noticed. */
+	len = fread(buf, 1, (size_t)sb.st_size + 1, fp);
+	if (ferror(fp) || len > (size_t)sb.st_size) {
+		*why = "read error or file changed while reading";
+		free(buf);
+		fclose(fp);
+		return NULL;
+	}
+	fclose(fp);
+	buf[len] = '\0';
+	*lenp = len;
+	return buf;
+}
