@@ -885,6 +885,9 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 		return mw_engine_failure(c, "out of memory at header", r);
 	}
 	m->nheaders++;
+	/* Once per header: skip the setup when no rule runs here. */
+	if (!mw_rules_has_phase(c->st->rules, MW_PH_HEADER))
+		return cont(r);
 	eval_setup(c, &ev, NULL);
 	ev.header_name = name;
 	ev.header_value = value;

@@ -161,27 +161,39 @@ mw_list_finish(struct list *l)
 	return l->type != L_IP || mw_ipset_finish(l->ips);
 }
 
+/*
+ * read_list -- a list file or the login map (what names it in messages),
+ * whole; NULL after reporting why not.
+ */
+static char *
+read_list(struct mw_diag *diag, const char *path, const char *what, size_t *len)
+{
+	const char *why;
+	bool opening;
+	char *buf;
+
+	if ((buf = mw_read_regular(path, LIST_FILE_MAX, len, &opening, &why)) !=
+	    NULL)
+		return buf;
+	if (opening)
+		mw_diag_error(diag, path, 0, 0, "cannot open %s: %s", what,
+		    why);
+	else
+		mw_diag_error(diag, path, 0, 0, "%s: %s (at most %ld bytes)",
+		    what, why, LIST_FILE_MAX);
+	return NULL;
+}
+
 /* list_load_file -- entries of a list file, errors at its own lines. */
 void
 mw_list_load_file(struct mw_diag *diag, struct list *l, const char *path)
 {
 	unsigned lineno = 0;
 	size_t len, pos = 0;
-	const char *why;
-	bool opening;
 	char *buf;
 
-	if ((buf = mw_read_regular(path, LIST_FILE_MAX, &len, &opening,
-		 &why)) == NULL) {
-		if (opening)
-			mw_diag_error(diag, path, 0, 0,
-			    "cannot open list file: %s", why);
-		else
-			mw_diag_error(diag, path, 0, 0,
-			    "list file: %s (at most %ld bytes)", why,
-			    LIST_FILE_MAX);
+	if ((buf = read_list(diag, path, "list file", &len)) == NULL)
 		return;
-	}
 	while (pos < len) {
 		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
 		size_t llen = nl ? (size_t)(nl - line) : len - pos, s = 0, e;
@@ -267,21 +279,10 @@ mw_list_load_logins(struct mw_diag *diag, struct list *l, const char *path)
 {
 	unsigned lineno = 0;
 	size_t len, pos = 0;
-	const char *why;
-	bool opening;
 	char *buf;
 
-	if ((buf = mw_read_regular(path, LIST_FILE_MAX, &len, &opening,
-		 &why)) == NULL) {
-		if (opening)
-			mw_diag_error(diag, path, 0, 0,
-			    "cannot open sender login map: %s", why);
-		else
-			mw_diag_error(diag, path, 0, 0,
-			    "sender login map: %s (at most %ld bytes)", why,
-			    LIST_FILE_MAX);
+	if ((buf = read_list(diag, path, "sender login map", &len)) == NULL)
 		return;
-	}
 	while (pos < len) {
 		char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
 		size_t llen = nl ? (size_t)(nl - line) : len - pos, i = 0;
