@@ -45,7 +45,24 @@ struct mw_config {
 	unsigned long milter_timeout;
 	unsigned long shutdown_timeout;
 	unsigned long listen_backlog;
+	/* DKIM (dkim.c) */
+	char **dkim_keys;         /* DOMAIN:SELECTOR:KEYFILE entries */
+	char *dkim_key_table;     /* OpenDKIM KeyTable, "" = none */
+	char *dkim_signing_table; /* OpenDKIM SigningTable, "refile:" ok */
+	unsigned long dkim_multiple_signatures; /* bool */
+	unsigned long dkim_signing_domain;      /* enum mw_dkim_domain_from */
+	unsigned long dkim_subdomains;          /* bool */
+	unsigned long dkim_require_safe_keys;   /* bool */
+	unsigned long dkim_min_rsa_bits;
+	unsigned long dkim_expire;       /* seconds, 0 = no x= */
+	unsigned long dkim_on_key_error; /* enum mw_on_error */
+	unsigned long dkim_verify;       /* bool */
+	char *authserv_id;               /* "" = the host name */
+	char **dns_servers;              /* IP[:PORT], empty = resolv.conf */
+	unsigned long dns_timeout;       /* seconds */
 };
+
+enum mw_dkim_domain_from { MW_DKIM_FROM_HEADER, MW_DKIM_FROM_ENVELOPE };
 
 enum mw_param_type {
 	MW_PT_STRING, /* free text, no control characters */

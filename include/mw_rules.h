@@ -106,6 +106,8 @@ struct mw_fx {
 	char *redirect;
 	char **hits; /* identities of the rules that matched */
 	size_t nhits;
+	int dkim_sign;  /* dkim-sign: 1, dkim-nosign: -1, neither: 0 */
+	char *dkim_key; /* dkim-sign "NAME", NULL: by the signing table */
 };
 
 void mw_fx_init(struct mw_fx *fx);
@@ -153,6 +155,9 @@ struct mw_eval {
 	size_t nheaders;
 	const unsigned char *body;
 	size_t body_len;
+	const char *dkim;                /* verification summary, body on */
+	const char *const *dkim_domains; /* with a passing signature */
+	size_t ndkim_domains;
 	const char *(*macro)(const void *arg, const char *name);
 	const void *macro_arg;
 	struct mw_fx *fx;      /* where this phase's effects go */
@@ -198,6 +203,23 @@ bool mw_rules_has_phase(const struct mw_ruleset *rs, enum mw_phase ph);
  */
 void mw_rules_log_counters(const struct mw_ruleset *rs,
     unsigned long generation);
+
+/*
+ * mw_rules_check_dkim_keys -- every `dkim-sign "NAME"` must name a key:
+ * exists(arg, NAME) decides; each one that does not is an error at its
+ * rule's FILE:LINE.
+ */
+void mw_rules_check_dkim_keys(const struct mw_ruleset *rs,
+    bool (*exists)(const void *arg, const char *name), const void *arg,
+    struct mw_diag *diag);
+
+/*
+ * mw_rules_outbound -- why mail of this session is outbound (and signed):
+ * "authenticated", "trusted" (client in trusted_networks) or "submission"
+ * (a submission listener); NULL for inbound mail.
+ */
+const char *mw_rules_outbound(const struct mw_ruleset *rs,
+    const struct mw_eval *ev);
 
 /* Match data for one thread or session: free with mw_rules_match_free. */
 void *mw_rules_match_new(void);

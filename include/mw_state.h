@@ -17,6 +17,7 @@
 
 #include "mw_config.h"
 #include "mw_diag.h"
+#include "mw_dkim.h"
 #include "mw_rules.h"
 
 struct mw_state {
@@ -25,6 +26,7 @@ struct mw_state {
 	bool published;           /* was current once: log its counters */
 	struct mw_config *cfg;    /* owned */
 	struct mw_ruleset *rules; /* owned */
+	struct mw_dkim *dkim;     /* owned: keys and libopendkim handle */
 };
 
 /*

@@ -47,6 +47,11 @@ static const char *const facility_names[] = { "mail", "daemon", "user",
 static const int facility_values[] = { LOG_MAIL, LOG_DAEMON, LOG_USER,
 	LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5,
 	LOG_LOCAL6, LOG_LOCAL7 };
+static const char *const yes_no_names[] = { "no", "yes", NULL };
+static const int yes_no_values[] = { 0, 1 };
+static const char *const dkim_from_names[] = { "header", "envelope", NULL };
+static const int dkim_from_values[] = { MW_DKIM_FROM_HEADER,
+	MW_DKIM_FROM_ENVELOPE };
 static const char *const on_error_names[] = { "tempfail", "accept", NULL };
 static const int on_error_values[] = { MW_ON_ERROR_TEMPFAIL,
 	MW_ON_ERROR_ACCEPT };
@@ -137,6 +142,56 @@ static const struct mw_param params[] = {
 	    "seconds sessions in flight may take to finish after SIGTERM" },
 	{ "listen_backlog", MW_PT_UINT, OFF(listen_backlog), "128", 1, 65535,
 	    NULL, NULL, false, "listen(2) backlog of the milter socket" },
+	{ "dkim_keys", MW_PT_LIST, OFF(dkim_keys), "", 0, CONF_LIST_MAX, NULL,
+	    NULL, true,
+	    "signing keys as DOMAIN:SELECTOR:KEYFILE (PEM; RSA signs "
+	    "rsa-sha256, Ed25519 ed25519-sha256; two keys for one domain "
+	    "give two signatures)" },
+	{ "dkim_key_table", MW_PT_STRING, OFF(dkim_key_table), "", 0, 0, NULL,
+	    NULL, true,
+	    "OpenDKIM KeyTable file: NAME DOMAIN:SELECTOR:KEYFILE per line "
+	    "(empty: none)" },
+	{ "dkim_signing_table", MW_PT_STRING, OFF(dkim_signing_table), "", 0, 0,
+	    NULL, NULL, true,
+	    "OpenDKIM SigningTable file: PATTERN NAME per line; refile:FILE "
+	    "for wildcard patterns (empty: none)" },
+	{ "dkim_multiple_signatures", MW_PT_ENUM, OFF(dkim_multiple_signatures),
+	    "yes", 0, 0, yes_no_names, yes_no_values, true,
+	    "sign with every signing table line that matches (no: the first)" },
+	{ "dkim_signing_domain", MW_PT_ENUM, OFF(dkim_signing_domain), "header",
+	    0, 0, dkim_from_names, dkim_from_values, true,
+	    "where the signing domain comes from: header (From:, what DMARC "
+	    "aligns on) or envelope (MAIL FROM)" },
+	{ "dkim_subdomains", MW_PT_ENUM, OFF(dkim_subdomains), "no", 0, 0,
+	    yes_no_names, yes_no_values, true,
+	    "sign mail from a subdomain with its parent domain's key" },
+	{ "dkim_require_safe_keys", MW_PT_ENUM, OFF(dkim_require_safe_keys),
+	    "yes", 0, 0, yes_no_names, yes_no_values, true,
+	    "refuse private key files readable by group or others" },
+	{ "dkim_min_rsa_bits", MW_PT_UINT, OFF(dkim_min_rsa_bits), "2048", 512,
+	    16384, NULL, NULL, true,
+	    "smallest RSA signing key accepted (1024-bit keys are breakable)" },
+	{ "dkim_expire", MW_PT_UINT, OFF(dkim_expire), "0", 0, 315360000, NULL,
+	    NULL, true,
+	    "seconds a signature stays valid (x= tag); 0: no expiry" },
+	{ "dkim_on_key_error", MW_PT_ENUM, OFF(dkim_on_key_error), "tempfail",
+	    0, 0, on_error_names, on_error_values, true,
+	    "when a message should be signed but its key fails: tempfail "
+	    "(451 4.7.0, the MTA keeps the mail) or accept (unsigned, logged)" },
+	{ "dkim_verify", MW_PT_ENUM, OFF(dkim_verify), "yes", 0, 0,
+	    yes_no_names, yes_no_values, true,
+	    "verify the signatures of inbound mail and add "
+	    "Authentication-Results" },
+	{ "authserv_id", MW_PT_STRING, OFF(authserv_id), "", 0, 0, NULL, NULL,
+	    true,
+	    "authentication service id of Authentication-Results (empty: the "
+	    "host name)" },
+	{ "dns_servers", MW_PT_LIST, OFF(dns_servers), "", 0, 8, NULL, NULL,
+	    true,
+	    "resolvers for DKIM keys as IP or IP:PORT (empty: those of "
+	    "/etc/resolv.conf)" },
+	{ "dns_timeout", MW_PT_UINT, OFF(dns_timeout), "5", 1, 60, NULL, NULL,
+	    true, "seconds to wait for one DNS answer" },
 };
 
 const struct mw_param *

@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "mw_addr.h"
+#include "mw_dkim.h"
 #include "mw_engine.h"
 #include "mw_ipset.h"
 #include "mw_log.h"
@@ -56,6 +57,13 @@ struct mw_msg {
 	bool body_skipped; /* the MTA was told to skip the rest */
 	bool accepted;     /* a rule accepted: no more rules */
 	struct mw_fx fx;   /* starts as a copy of the connection's */
+	/* DKIM, from end of headers (dkim_start) to end of message. */
+	struct mw_dkim_job *dkim; /* NULL: neither signing nor verifying */
+	bool dkim_signing;
+	const char *dkim_why; /* outbound but not signed: why (static) */
+	char dkim_domain[MW_ADDR_DOMAIN_MAX];
+	size_t dkim_edits; /* header edits known when signing began */
+	char *dkim_prefix; /* subject prefix known then */
 };
 
 /* Connection state: from connect to close, across messages. */
@@ -118,6 +126,8 @@ msg_end(struct mw_conn *c)
 	}
 	free(m->headers);
 	free(m->body);
+	mw_dkim_job_free(m->dkim);
+	free(m->dkim_prefix);
 	/* Kept for mw_conn_fx until the next message starts. */
 	mw_fx_clear(&c->last_fx);
 	c->last_fx = m->fx;
@@ -577,6 +587,13 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	}
 }
 
+/* dkim_active -- may DKIM sign or verify mail of this state? */
+static bool
+dkim_active(const struct mw_conn *c)
+{
+	return mw_dkim_nkeys(c->st->dkim) > 0 || mw_dkim_verifies(c->st->dkim);
+}
+
 /*
  * run_rules -- the rules of phase ph; fills r and logs the decision.
  * Returns the action for the MTA (MW_CONTINUE when nothing decided).
@@ -601,6 +618,18 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
 			c->msg->accepted = true;
 		else
 			c->accepted = true;
+		/*
+		 * Accepting means "no more rules", but signing still needs
+		 * the message: the MTA is told to go on, and no rule runs
+		 * again.  (An accepted message is not verified.)
+		 */
+		if (mw_dkim_nkeys(c->st->dkim) > 0 && ph < MW_PH_EOM) {
+			if (ph < MW_PH_BODY)
+				log_decision(c, MW_LOG_INFO, r, ev->rcpt_raw,
+				    NULL);
+			r->action = MW_CONTINUE;
+			return MW_CONTINUE;
+		}
 		break;
 	case MW_V_DISCARD:
 		set_reply(r, MW_DISCARD, "", "", d.rule, "%s", "");
@@ -894,6 +923,243 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 	return run_rules(c, MW_PH_HEADER, &ev, r);
 }
 
+/* ------------------------------------------------------------------ dkim */
+
+static unsigned header_count(const struct mw_msg *m, const char *name);
+
+/* Verification reads the header section as it arrived. */
+static bool
+dkim_feed_headers_received(struct mw_msg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nheaders; i++)
+		if (!mw_dkim_header(m->dkim, m->headers[i].name,
+			m->headers[i].value))
+			return false;
+	return true;
+}
+
+/*
+ * dkim_key_error -- a message that should be signed cannot be: tempfail
+ * (dkim_on_key_error = tempfail, the default: the MTA keeps the mail) or
+ * pass it unsigned with the reason in its log line.
+ */
+static enum mw_action
+dkim_key_error(struct mw_conn *c, const char *what, struct mw_reply *r)
+{
+	struct mw_msg *m = c->msg;
+	char extra[400], pw[300];
+
+	(void)mw_printable(pw, sizeof(pw), what, strlen(what));
+	mw_dkim_job_free(m->dkim);
+	m->dkim = NULL;
+	m->dkim_signing = false;
+	if (c->st->cfg->dkim_on_key_error == MW_ON_ERROR_ACCEPT) {
+		mw_warn("%s: dkim=error reason=\"%s\": passing it unsigned "
+			"(dkim_on_key_error = accept)",
+		    mw_conn_macro(c, "i") ? mw_conn_macro(c, "i") : "NOQUEUE",
+		    pw);
+		m->dkim_why = "key-error";
+		return cont(r);
+	}
+	snprintf(extra, sizeof(extra), "dkim=error error=\"%s\"", pw);
+	set_reply(r, MW_TEMPFAIL, "451", "4.7.0", "dkim_on_key_error",
+	    "DKIM signing failed, please try again later");
+	log_decision(c, MW_LOG_ERROR, r, NULL, extra);
+	return MW_TEMPFAIL;
+}
+
+/* The last value a rule's change-header gave name, or NULL. */
+static const char *
+edit_changed(const struct mw_fx *fx, const char *name)
+{
+	const char *v = NULL;
+	size_t i;
+
+	for (i = 0; i < fx->nedits; i++)
+		if (fx->edits[i].kind == MW_EDIT_CHANGE &&
+		    strcasecmp(fx->edits[i].name, name) == 0)
+			v = fx->edits[i].value;
+	return v;
+}
+
+static bool
+edit_deleted(const struct mw_fx *fx, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < fx->nedits; i++)
+		if (fx->edits[i].kind == MW_EDIT_DELETE &&
+		    strcasecmp(fx->edits[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static bool
+feed_subject(struct mw_dkim_job *j, const char *prefix, const char *value)
+{
+	char *s;
+	bool ok;
+
+	if (prefix == NULL)
+		return mw_dkim_header(j, "Subject", value);
+	if (asprintf(&s, "%s%s", prefix, value) < 0)
+		return false;
+	ok = mw_dkim_header(j, "Subject", s);
+	free(s);
+	return ok;
+}
+
+/*
+ * dkim_feed_headers -- the header section as the MTA will deliver it once
+ * the edits decided so far are applied (the same edits plan_ops turns into
+ * operations), so that the signature covers what the recipient gets.
+ */
+static bool
+dkim_feed_headers(struct mw_msg *m)
+{
+	const struct mw_fx *fx = &m->fx;
+	struct mw_dkim_job *j = m->dkim;
+	bool subject_seen = false;
+	size_t i, k;
+
+	/* Each insert goes to the top: the last one ends up first. */
+	for (k = fx->nedits; k-- > 0;)
+		if (fx->edits[k].kind == MW_EDIT_INSERT &&
+		    !mw_dkim_header(j, fx->edits[k].name, fx->edits[k].value))
+			return false;
+	for (i = 0; i < m->nheaders; i++) {
+		const char *name = m->headers[i].name;
+		const char *value = m->headers[i].value, *nv;
+		bool first = true;
+
+		if (edit_deleted(fx, name))
+			continue;
+		for (k = 0; k < i && first; k++)
+			first = strcasecmp(m->headers[k].name, name) != 0;
+		if (first && (nv = edit_changed(fx, name)) != NULL)
+			value = nv;
+		if (first && strcasecmp(name, "Subject") == 0) {
+			subject_seen = true;
+			if (!feed_subject(j, fx->subject_prefix, value))
+				return false;
+			continue;
+		}
+		if (!mw_dkim_header(j, name, value))
+			return false;
+	}
+	for (k = 0; k < fx->nedits; k++) {
+		const struct mw_edit *e = &fx->edits[k];
+
+		if (e->kind == MW_EDIT_ADD ||
+		    (e->kind == MW_EDIT_CHANGE &&
+			header_count(m, e->name) == 0 &&
+			edit_changed(fx, e->name) == e->value &&
+			(strcasecmp(e->name, "Subject") != 0 ||
+			    fx->subject_prefix == NULL))) {
+			if (!mw_dkim_header(j, e->name, e->value))
+				return false;
+		}
+	}
+	if (!subject_seen && fx->subject_prefix != NULL) {
+		const char *base = edit_changed(fx, "Subject");
+
+		if (!feed_subject(j, fx->subject_prefix, base ? base : ""))
+			return false;
+	}
+	return true;
+}
+
+/* The signing domain: From: (one mailbox) or the envelope sender. */
+static const char *
+dkim_author(const struct mw_conn *c, const struct mw_msg *m, char *addr,
+    size_t size, const char **why)
+{
+	const struct mw_addr *a;
+
+	if (c->st->cfg->dkim_signing_domain == MW_DKIM_FROM_ENVELOPE) {
+		a = &m->from_addr;
+		if (m->from == NULL || a->null || a->malformed ||
+		    a->domain[0] == '\0') {
+			*why = "no-envelope-domain";
+			return NULL;
+		}
+	} else {
+		if (m->hfrom == NULL || m->hfrom->n != 1 ||
+		    m->hfrom->malformed || m->hfrom->box[0].domain[0] == '\0') {
+			*why = m->hfrom == NULL || m->hfrom->n == 0
+			    ? "no-from-domain"
+			    : "from-not-one-mailbox";
+			return NULL;
+		}
+		a = &m->hfrom->box[0];
+	}
+	if (!mw_addr_format(a, addr, size))
+		addr[0] = '\0';
+	return a->domain;
+}
+
+/*
+ * dkim_start -- at end of headers: sign outbound mail that has a key,
+ * verify the rest.  A key that fails here is dkim_on_key_error's case.
+ */
+static enum mw_action
+dkim_start(struct mw_conn *c, struct mw_msg *m, struct mw_eval *ev,
+    struct mw_reply *r)
+{
+	const struct mw_dkim *d = c->st->dkim;
+	const char *outbound = mw_rules_outbound(c->st->rules, ev);
+	const char *qid = mw_conn_macro(c, "i");
+	char err[300], addr[MW_ADDR_MAX + 2];
+	size_t keys[MW_DKIM_MAX_SIGS], n;
+	const char *domain, *why = NULL;
+
+	if (qid == NULL || *qid == '\0')
+		qid = "NOQUEUE";
+	if (m->fx.dkim_sign < 0 || (outbound == NULL && m->fx.dkim_sign == 0)) {
+		if (outbound != NULL)
+			m->dkim_why = "rule";
+		if (outbound != NULL || !mw_dkim_verifies(d))
+			return cont(r);
+		if ((m->dkim = mw_dkim_verify_begin(d, qid, err,
+			 sizeof(err))) == NULL)
+			return mw_engine_failure(c, err, r);
+		if (!dkim_feed_headers_received(m) || !mw_dkim_eoh(m->dkim))
+			return mw_engine_failure(c, mw_dkim_error(m->dkim), r);
+		return cont(r);
+	}
+	if (mw_dkim_nkeys(d) == 0) {
+		m->dkim_why = "no-keys-configured";
+		return cont(r);
+	}
+	domain = dkim_author(c, m, addr, sizeof(addr), &why);
+	if (domain == NULL && m->fx.dkim_key == NULL) {
+		m->dkim_why = why;
+		return cont(r);
+	}
+	(void)mw_strlcpy(m->dkim_domain, domain != NULL ? domain : "",
+	    sizeof(m->dkim_domain));
+	n = mw_dkim_select(d, addr[0] != '\0' ? addr : NULL, domain,
+	    m->fx.dkim_key, keys, MW_DKIM_MAX_SIGS);
+	if (n == 0) {
+		m->dkim_why = "no-key-for-domain";
+		return cont(r);
+	}
+	m->dkim = mw_dkim_sign_begin(d, keys, n, qid, err, sizeof(err));
+	m->dkim_signing = true;
+	if (m->dkim == NULL)
+		return dkim_key_error(c, err, r);
+	m->dkim_edits = m->fx.nedits;
+	if (m->fx.subject_prefix != NULL &&
+	    (m->dkim_prefix = strdup(m->fx.subject_prefix)) == NULL)
+		return mw_engine_failure(c, "out of memory at end of headers",
+		    r);
+	if (!dkim_feed_headers(m) || !mw_dkim_eoh(m->dkim))
+		return dkim_key_error(c, mw_dkim_error(m->dkim), r);
+	return cont(r);
+}
+
 enum mw_action
 mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 {
@@ -933,7 +1199,10 @@ mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 		}
 	}
 	eval_setup(c, &ev, NULL);
-	return run_rules(c, MW_PH_EOH, &ev, r);
+	if (run_rules(c, MW_PH_EOH, &ev, r) != MW_CONTINUE || !dkim_active(c) ||
+	    (m->accepted && mw_dkim_nkeys(c->st->dkim) == 0))
+		return r->action;
+	return dkim_start(c, m, &ev, r);
 }
 
 enum mw_action
@@ -946,6 +1215,8 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 
 	if ((m = in_message(c, "body", r)) == NULL)
 		return r->action;
+	if (m->dkim != NULL && !mw_dkim_body(m->dkim, chunk, len))
+		return dkim_key_error(c, mw_dkim_error(m->dkim), r);
 	m->body_bytes += len;
 	take = limit - m->body_scanned;
 	if (take > len)
@@ -972,7 +1243,8 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 	}
 	m->body_scanned += take;
 	/* Nothing more to inspect: tell the MTA it may skip the rest. */
-	if (m->body_scanned >= limit) {
+	if (m->body_scanned >= limit &&
+	    (m->dkim == NULL || !mw_dkim_wants_body(m->dkim))) {
 		m->body_skipped = true;
 		memset(r, 0, sizeof(*r));
 		r->action = MW_SKIP;
@@ -1119,10 +1391,157 @@ plan_ops(struct mw_conn *c)
 	return true;
 }
 
+/* A name in the signed-header list (dkim.c's), without case. */
+static bool
+dkim_signed_name(const char *name)
+{
+	static const char *const names[] = { "from", "to", "cc", "subject",
+		"date", "message-id", "reply-to", "in-reply-to", "references",
+		"mime-version", "content-type", "content-transfer-encoding" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * dkim_late_edit -- did a body or end-of-message rule change a signed
+ * header after signing began?  The signature would not survive it.
+ */
+static const char *
+dkim_late_edit(const struct mw_msg *m)
+{
+	const struct mw_fx *fx = &m->fx;
+	size_t i;
+
+	for (i = m->dkim_edits; i < fx->nedits; i++)
+		if (fx->edits[i].kind <= MW_EDIT_DELETE &&
+		    dkim_signed_name(fx->edits[i].name))
+			return fx->edits[i].name;
+	if ((fx->subject_prefix == NULL) != (m->dkim_prefix == NULL) ||
+	    (fx->subject_prefix != NULL &&
+		strcmp(fx->subject_prefix, m->dkim_prefix) != 0))
+		return "Subject";
+	return NULL;
+}
+
+/* The authserv-id of an Authentication-Results value, compared. */
+static bool
+ar_is_ours(const char *value, const char *authserv)
+{
+	size_t n = strlen(authserv);
+
+	while (
+	    *value == ' ' || *value == '\t' || *value == '\r' || *value == '\n')
+		value++;
+	return strncasecmp(value, authserv, n) == 0 &&
+	    (value[n] == ';' || value[n] == ' ' || value[n] == '\t' ||
+		value[n] == '\r' || value[n] == '\n' || value[n] == '\0');
+}
+
+static enum mw_action
+dkim_eom_error(struct mw_conn *c, const char *what, char *log, size_t logsize,
+    struct mw_reply *r)
+{
+	if (dkim_key_error(c, what, r) != MW_CONTINUE)
+		return r->action;
+	snprintf(log, logsize, " dkim=unsigned reason=key-error");
+	return MW_CONTINUE;
+}
+
+/*
+ * dkim_finish -- at end of message, after the rules: the signatures to
+ * insert, or the Authentication-Results (with forged ones of our
+ * authserv-id deleted, highest index first), and the log fields.
+ */
+static enum mw_action
+dkim_finish(struct mw_conn *c, struct mw_msg *m, char *log, size_t logsize,
+    struct mw_reply *r)
+{
+	const struct mw_dkim_sig *sigs;
+	const char *late;
+	size_t n, i, len = 0;
+	int w;
+
+	log[0] = '\0';
+	if (m->dkim == NULL) {
+		if (m->dkim_why != NULL)
+			snprintf(log, logsize, " dkim=unsigned reason=%s",
+			    m->dkim_why);
+		return cont(r);
+	}
+	if (m->dkim_signing) {
+		if ((late = dkim_late_edit(m)) != NULL) {
+			char what[200];
+
+			snprintf(what, sizeof(what),
+			    "a body or end-of-message rule changed the signed "
+			    "header %s after signing began",
+			    late);
+			return dkim_eom_error(c, what, log, logsize, r);
+		}
+		if (!mw_dkim_eom(m->dkim))
+			return dkim_eom_error(c, mw_dkim_error(m->dkim), log,
+			    logsize, r);
+		sigs = mw_dkim_sigs(m->dkim, &n);
+		for (i = 0; i < n; i++) {
+			if (!op_add(c, MW_OP_INSERT_HEADER, "DKIM-Signature",
+				sigs[i].header, 0))
+				return mw_engine_failure(c,
+				    "out of memory at end of message", r);
+			w = snprintf(log + len, logsize - len,
+			    "%s d=%s s=%s a=%s", i == 0 ? " dkim=signed" : "",
+			    sigs[i].domain, sigs[i].selector, sigs[i].alg);
+			if (w > 0 && (size_t)w < logsize - len)
+				len += (size_t)w;
+		}
+		return cont(r);
+	}
+	{
+		const char *authserv = mw_dkim_authserv(c->st->dkim);
+		char ar[2048];
+		unsigned k = 0,
+			 total = header_count(m, "Authentication-Results");
+
+		/* Forged results of ours: from the highest index down. */
+		for (i = m->nheaders; i-- > 0;) {
+			if (strcasecmp(m->headers[i].name,
+				"Authentication-Results") != 0)
+				continue;
+			k++;
+			if (ar_is_ours(m->headers[i].value, authserv) &&
+			    !op_add(c, MW_OP_CHANGE_HEADER,
+				"Authentication-Results", NULL, total - k + 1))
+				return mw_engine_failure(c,
+				    "out of memory at end of message", r);
+		}
+		if (!mw_dkim_auth_results(m->dkim, authserv, ar, sizeof(ar)) ||
+		    !op_add(c, MW_OP_INSERT_HEADER, "Authentication-Results",
+			ar, 0))
+			return mw_engine_failure(c,
+			    "Authentication-Results too long or out of memory",
+			    r);
+		sigs = mw_dkim_sigs(m->dkim, &n);
+		if (n == 0)
+			snprintf(log, logsize, " dkim=none");
+		for (i = 0; i < n; i++) {
+			w = snprintf(log + len, logsize - len,
+			    " dkim=%s d=%s s=%s a=%s", sigs[i].result,
+			    sigs[i].domain, sigs[i].selector, sigs[i].alg);
+			if (w > 0 && (size_t)w < logsize - len)
+				len += (size_t)w;
+		}
+	}
+	return cont(r);
+}
+
 enum mw_action
 mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 {
-	char extra[512];
+	char extra[1024], dkimlog[400];
+	const char *domains[MW_DKIM_MAX_SIGS];
 	struct mw_eval ev;
 	struct mw_msg *m;
 
@@ -1130,6 +1549,21 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 		return r->action;
 	ops_free(c);
 	eval_setup(c, &ev, NULL);
+	/* Verification first: body and end-of-message rules see it. */
+	if (m->dkim != NULL && !m->dkim_signing) {
+		const struct mw_dkim_sig *sigs;
+		size_t n, i;
+
+		(void)mw_dkim_eom(m->dkim);
+		ev.dkim = mw_dkim_summary(m->dkim);
+		sigs = mw_dkim_sigs(m->dkim, &n);
+		for (i = 0; i < n; i++)
+			if (strcmp(sigs[i].result, "pass") == 0)
+				domains[ev.ndkim_domains++] = sigs[i].domain;
+		ev.dkim_domains = domains;
+	} else if (m->dkim == NULL && dkim_active(c)) {
+		ev.dkim = "none";
+	}
 	/* Body rules run once, on the whole inspected body. */
 	if (run_rules(c, MW_PH_BODY, &ev, r) == MW_CONTINUE) {
 		ev.size = m->header_bytes + m->body_bytes;
@@ -1157,6 +1591,19 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 		return mw_engine_failure(c, "out of memory at end of message",
 		    r);
 	}
+	{
+		const char *rule = r->rule;
+
+		if (dkim_finish(c, m, dkimlog, sizeof(dkimlog), r) !=
+		    MW_CONTINUE) {
+			ops_free(c);
+			c->nmsgs++;
+			msg_end(c);
+			forget_macros(c, message_macros);
+			return r->action;
+		}
+		r->rule = rule;
+	}
 	/*
 	 * Once the MTA skips the rest of the body the full size is unknown
 	 * here: say what was inspected, and whether that was all of it.
@@ -1167,7 +1614,7 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 	    m->body_scanned < m->body_bytes || m->body_skipped
 		? " body=limit-reached"
 		: "",
-	    "", c->nops > 0 ? " modified=yes" : "");
+	    dkimlog, c->nops > 0 ? " modified=yes" : "");
 	if (m->fx.quarantine != NULL) {
 		/* Postfix logs only "milter triggers HOLD action": say why. */
 		char q[300];

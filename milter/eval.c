@@ -57,6 +57,7 @@ mw_fx_clear(struct mw_fx *fx)
 	free(fx->quarantine);
 	free(fx->redirect);
 	strv_free(fx->hits, fx->nhits);
+	free(fx->dkim_key);
 	mw_fx_init(fx);
 }
 
@@ -136,8 +137,10 @@ mw_fx_copy(struct mw_fx *dst, const struct mw_fx *src)
 	}
 	if (!dup_opt(&dst->subject_prefix, src->subject_prefix) ||
 	    !dup_opt(&dst->quarantine, src->quarantine) ||
-	    !dup_opt(&dst->redirect, src->redirect))
+	    !dup_opt(&dst->redirect, src->redirect) ||
+	    !dup_opt(&dst->dkim_key, src->dkim_key))
 		goto fail;
+	dst->dkim_sign = src->dkim_sign;
 	return true;
 fail:
 	mw_fx_clear(dst);
@@ -271,6 +274,8 @@ field_text(const struct mw_ruleset *rs, const struct mw_eval *ev, enum field f,
 	case F_HFROM_DOMAIN:
 		return hfrom_first(ev) != NULL ? hfrom_first(ev)->domain : NULL;
 	case F_HFROM_DOMAINS: return NULL; /* only "in LIST" (any mailbox) */
+	case F_DKIM_DOMAINS: return NULL;  /* likewise, any passing domain */
+	case F_DKIM: return ev->dkim;
 	case F_CLIENT_IP: return ev->client_ip_text;
 	case F_CLIENT_NAME: return ev->client_name;
 	case F_LISTENER: return ev->listener;
@@ -312,6 +317,7 @@ field_type(enum field f)
 	case F_HFROM_BOXES: return FT_NUMBER;
 	case F_HFROM: return FT_ADDRESS;
 	case F_HFROM_DOMAIN:
+	case F_DKIM_DOMAINS:
 	case F_HFROM_DOMAINS: return FT_DOMAIN;
 	case F_TRUSTED:
 	case F_FROM_ROUTED:
@@ -628,6 +634,13 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 	case C_FIELD_IN:
 		if (c->field == F_HFROM_DOMAINS)
 			return any_from_domain_in(c->list, ev);
+		if (c->field == F_DKIM_DOMAINS) {
+			for (i = 0; i < ev->ndkim_domains; i++)
+				if (in_list(c->list, ev, F_HFROM_DOMAIN,
+					ev->dkim_domains[i]) == M_YES)
+					return M_YES;
+			return M_NO;
+		}
 		t = field_text(rs, ev, c->field, buf, sizeof(buf));
 		return in_list(c->list, ev, c->field, t);
 	case C_HDR_PRESENT:
@@ -873,6 +886,17 @@ apply(const struct rule *r, struct mw_eval *ev, struct mw_decision *d,
 			    ev->queue_id != NULL ? ev->queue_id : "NOQUEUE",
 			    r->id, text);
 			break;
+		case A_DKIM_SIGN:
+			fx->dkim_sign = 1;
+			free(fx->dkim_key);
+			fx->dkim_key = NULL;
+			ok = dup_opt(&fx->dkim_key, a->arg1);
+			break;
+		case A_DKIM_NOSIGN:
+			fx->dkim_sign = -1;
+			free(fx->dkim_key);
+			fx->dkim_key = NULL;
+			break;
 		}
 		if (!ok) {
 			set_decision(d, MW_V_ERROR, "", "", "", r->id);
@@ -995,4 +1019,38 @@ mw_rules_log_counters(const struct mw_ruleset *rs, unsigned long generation)
 	}
 	mw_info("rule counters (generation %lu):%s", generation,
 	    any ? line : " no rule matched");
+}
+
+void
+mw_rules_check_dkim_keys(const struct mw_ruleset *rs,
+    bool (*exists)(const void *arg, const char *name), const void *arg,
+    struct mw_diag *diag)
+{
+	size_t i, k;
+
+	for (i = 0; rs != NULL && i < rs->nrules; i++) {
+		const struct rule *r = rs->rules[i];
+
+		for (k = 0; k < r->nactions; k++)
+			if (r->actions[k].kind == A_DKIM_SIGN &&
+			    r->actions[k].arg1 != NULL &&
+			    !exists(arg, r->actions[k].arg1))
+				mw_diag_error(diag, r->file, r->line, 0,
+				    "dkim-sign \"%s\": no such DKIM key (a "
+				    "key table name, a signing domain or "
+				    "SELECTOR._domainkey.DOMAIN)",
+				    r->actions[k].arg1);
+	}
+}
+
+const char *
+mw_rules_outbound(const struct mw_ruleset *rs, const struct mw_eval *ev)
+{
+	if (ev->auth_user != NULL && ev->auth_user[0] != '\0')
+		return "authenticated";
+	if (field_bool(rs, ev, F_TRUSTED))
+		return "trusted";
+	if (strcmp(role_of(rs, ev), "submission") == 0)
+		return "submission";
+	return NULL;
 }

@@ -439,6 +439,8 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 		{ "score", A_SCORE },
 		{ "set", A_SET },
 		{ "log", A_LOG },
+		{ "dkim-sign", A_DKIM_SIGN },
+		{ "dkim-nosign", A_DKIM_NOSIGN },
 	};
 	size_t i;
 
@@ -455,6 +457,13 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 	if ((a->kind == A_DISCARD || a->kind == A_QUARANTINE) &&
 	    r->phase < MW_PH_MAIL)
 		return mw_rp_err(p, "%s needs a message: not at the %s phase",
+		    names[i].name, phase_names[r->phase]);
+	/* Signing starts at end of headers: later is too late. */
+	if ((a->kind == A_DKIM_SIGN || a->kind == A_DKIM_NOSIGN) &&
+	    r->phase > MW_PH_EOH)
+		return mw_rp_err(p,
+		    "%s must be decided by the end of headers, not at the %s "
+		    "phase",
 		    names[i].name, phase_names[r->phase]);
 	mw_rp_next(p);
 
@@ -496,6 +505,10 @@ parse_action(struct parser *p, struct rule *r, struct action *a)
 	case A_QUARANTINE:
 	case A_PREFIX_SUBJECT:
 	case A_LOG: return take_string_arg(p, &a->arg1, "a text", 998);
+	case A_DKIM_SIGN:
+		if (p->tok.kind == T_STRING)
+			return take_string_arg(p, &a->arg1, "a key name", 255);
+		return true;
 	case A_ADD_HEADER:
 	case A_INSERT_HEADER:
 	case A_CHANGE_HEADER:

@@ -50,7 +50,9 @@ enum field {
 	F_HFROM_BOXES,
 	F_HFROM_MALFORMED,
 	F_HFROM_OWNED,
-	F_HFROM_DOMAINS /* any mailbox's domain */
+	F_HFROM_DOMAINS, /* any mailbox's domain */
+	F_DKIM,          /* verification summary */
+	F_DKIM_DOMAINS   /* any domain with a passing signature */
 };
 
 enum ftype { FT_STRING, FT_DOMAIN, FT_ADDRESS, FT_IP, FT_NUMBER, FT_BOOL };
@@ -127,7 +129,9 @@ enum act_kind {
 	A_REDIRECT,
 	A_SCORE,
 	A_SET,
-	A_LOG
+	A_LOG,
+	A_DKIM_SIGN, /* arg1: key name or domain, NULL = by table */
+	A_DKIM_NOSIGN
 };
 
 struct action {

@@ -61,6 +61,8 @@ static const struct field_def {
 	    false },
 	{ "header.from.owned", F_HFROM_OWNED, FT_BOOL, MW_PH_EOH, false },
 	{ "header.from.domains", F_HFROM_DOMAINS, FT_DOMAIN, MW_PH_EOH, false },
+	{ "dkim", F_DKIM, FT_STRING, MW_PH_BODY, false },
+	{ "dkim.domains", F_DKIM_DOMAINS, FT_DOMAIN, MW_PH_BODY, false },
 };
 
 /*

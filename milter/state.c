@@ -18,6 +18,12 @@
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mw_state *current; /* guarded by current_lock */
 
+static bool
+key_exists(const void *arg, const char *name)
+{
+	return mw_dkim_key_exists(arg, name);
+}
+
 struct mw_state *
 mw_state_build(const char *path, const char *const *overrides,
     struct mw_diag *diag)
@@ -25,6 +31,7 @@ mw_state_build(const char *path, const char *const *overrides,
 	struct mw_state *st;
 	struct mw_config *cfg;
 	struct mw_ruleset *rules;
+	struct mw_dkim *dkim;
 	size_t errors = diag->nerrors;
 
 	if ((cfg = mw_config_load(path, diag)) == NULL)
@@ -49,17 +56,23 @@ mw_state_build(const char *path, const char *const *overrides,
 		rules = mw_rules_load(cfg->rules, cfg->nrules, pre,
 		    sizeof(pre) / sizeof(pre[0]), diag);
 	}
-	if (diag->nerrors > errors || rules == NULL) {
+	dkim = mw_dkim_load(cfg, diag);
+	if (rules != NULL && dkim != NULL)
+		mw_rules_check_dkim_keys(rules, key_exists, dkim, diag);
+	if (diag->nerrors > errors || rules == NULL || dkim == NULL) {
+		mw_dkim_free(dkim);
 		mw_rules_free(rules);
 		mw_config_free(cfg);
 		return NULL;
 	}
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		mw_diag_error(diag, path, 0, 0, "out of memory");
+		mw_dkim_free(dkim);
 		mw_rules_free(rules);
 		mw_config_free(cfg);
 		return NULL;
 	}
+	st->dkim = dkim;
 	atomic_init(&st->refs, 1);
 	st->generation = 1;
 	st->cfg = cfg;
@@ -116,6 +129,7 @@ mw_state_unref(struct mw_state *st)
 	if (st->published)
 		mw_rules_log_counters(st->rules, st->generation);
 	mw_rules_free(st->rules);
+	mw_dkim_free(st->dkim);
 	mw_config_free(st->cfg);
 	free(st);
 }

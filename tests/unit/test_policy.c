@@ -116,7 +116,11 @@ end_of_message_changes_come_in_order(void **state)
 	assert_int_equal(mw_eng_eoh(f->c, &f->r), MW_CONTINUE);
 	assert_int_equal(mw_eng_eom(f->c, &f->r), MW_ACCEPT);
 	ops = mw_conn_ops(f->c, &n);
-	assert_int_equal(n, 9);
+	/* The rules' nine, then Authentication-Results (dkim=none). */
+	assert_int_equal(n, 10);
+	assert_int_equal(ops[9].kind, MW_OP_INSERT_HEADER);
+	assert_string_equal(ops[9].name, "Authentication-Results");
+	assert_non_null(strstr(ops[9].value, "; dkim=none"));
 	assert_int_equal(ops[0].kind, MW_OP_ADD_HEADER);
 	assert_string_equal(ops[0].name, "X-Spam-Flag");
 	assert_int_equal(ops[1].kind, MW_OP_INSERT_HEADER);
@@ -181,7 +185,8 @@ redirect_replaces_every_recipient(void **state)
 	mw_eng_eoh(f->c, &f->r);
 	assert_int_equal(mw_eng_eom(f->c, &f->r), MW_ACCEPT);
 	ops = mw_conn_ops(f->c, &n);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4); /* and Authentication-Results, last */
+	assert_int_equal(ops[3].kind, MW_OP_INSERT_HEADER);
 	assert_int_equal(ops[0].kind, MW_OP_DELETE_RCPT);
 	assert_string_equal(ops[0].name, "x@example.org");
 	assert_int_equal(ops[1].kind, MW_OP_DELETE_RCPT);
