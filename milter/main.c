@@ -466,6 +466,14 @@ main(int argc, char **argv)
 			conf_path = abs; /* kept for the process's life */
 	}
 	st = mw_state_build(conf_path, overrides[0] ? overrides : NULL, &diag);
+	/* -n also compares the DKIM keys with what DNS publishes. */
+	if (check_only && st != NULL) {
+		mw_dkim_check_dns(st->dkim, &diag);
+		if (diag.nerrors > 0) {
+			mw_state_unref(st);
+			st = NULL;
+		}
+	}
 	if (check_only || st == NULL) {
 		mw_diag_print(&diag, st == NULL ? stderr : stdout);
 		if (st != NULL)
