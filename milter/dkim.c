@@ -13,9 +13,11 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@ struct key {
 	unsigned char *pub; /* DER SubjectPublicKeyInfo, or raw Ed25519 key */
 	size_t publen;
 	bool from_list; /* from dkim_keys: selected by domain */
+	bool cached;    /* its parsed form is in parsed_keys */
 };
 
 /* One SigningTable line. */
@@ -90,6 +93,117 @@ struct mw_dkim_job {
 	char *hdrbuf; /* "Name: value" with CRLF line ends, reused */
 	size_t hdrsize;
 };
+
+/* ------------------------------------------------------- parsed keys */
+
+/*
+ * libopendkim takes a signing key as PEM text and parses it again for every
+ * message (PEM_read_bio_PrivateKey): with OpenSSL 3 that costs more than the
+ * RSA signature itself.  The keys are parsed once, when loaded, and kept
+ * here; our definition of PEM_read_bio_PrivateKey, which the dynamic linker
+ * binds libopendkim's call to, hands out a new reference to the parsed key
+ * when the text is one of ours and calls OpenSSL's own otherwise.
+ * libopendkim frees what it gets with EVP_PKEY_free, which drops that
+ * reference.  Concurrent signing with one EVP_PKEY is safe in OpenSSL 3.
+ */
+struct parsed {
+	unsigned char *pem;
+	size_t len;
+	EVP_PKEY *pk;
+	unsigned refs; /* loaded keys sharing this text */
+	struct parsed *next;
+};
+
+static pthread_mutex_t parsed_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct parsed *parsed_keys; /* guarded by parsed_lock */
+
+typedef EVP_PKEY *(*pem_read_fn)(BIO *, EVP_PKEY **, pem_password_cb *, void *);
+
+static void
+parsed_add(const unsigned char *pem, EVP_PKEY *pk)
+{
+	size_t len = strlen((const char *)pem);
+	struct parsed *p;
+
+	pthread_mutex_lock(&parsed_lock);
+	for (p = parsed_keys; p != NULL; p = p->next)
+		if (p->len == len && memcmp(p->pem, pem, len) == 0)
+			break;
+	if (p != NULL) {
+		p->refs++;
+	} else if ((p = calloc(1, sizeof(*p))) != NULL &&
+	    (p->pem = malloc(len)) != NULL && EVP_PKEY_up_ref(pk) == 1) {
+		memcpy(p->pem, pem, len);
+		p->len = len;
+		p->pk = pk;
+		p->refs = 1;
+		p->next = parsed_keys;
+		parsed_keys = p;
+	} else if (p != NULL) {
+		free(p->pem);
+		free(p); /* not cached: libopendkim parses it itself */
+	}
+	pthread_mutex_unlock(&parsed_lock);
+}
+
+static void
+parsed_drop(const unsigned char *pem)
+{
+	size_t len = strlen((const char *)pem);
+	struct parsed **pp, *p;
+
+	pthread_mutex_lock(&parsed_lock);
+	for (pp = &parsed_keys; (p = *pp) != NULL; pp = &p->next)
+		if (p->len == len && memcmp(p->pem, pem, len) == 0)
+			break;
+	if (p != NULL && --p->refs == 0) {
+		*pp = p->next;
+		OPENSSL_cleanse(p->pem, p->len);
+		free(p->pem);
+		EVP_PKEY_free(p->pk);
+		free(p);
+	}
+	pthread_mutex_unlock(&parsed_lock);
+}
+
+EVP_PKEY *
+PEM_read_bio_PrivateKey(BIO *bp, EVP_PKEY **x, pem_password_cb *cb, void *u)
+{
+	static _Atomic(pem_read_fn) real;
+	pem_read_fn fn;
+	char *data = NULL;
+	long n = -1;
+
+	if (bp != NULL && x == NULL && BIO_method_type(bp) == BIO_TYPE_MEM)
+		n = BIO_get_mem_data(bp, &data);
+	if (n > 0) {
+		EVP_PKEY *hit = NULL;
+		struct parsed *p;
+
+		pthread_mutex_lock(&parsed_lock);
+		for (p = parsed_keys; p != NULL; p = p->next)
+			if (p->len <= (size_t)n &&
+			    memcmp(p->pem, data, p->len) == 0 &&
+			    EVP_PKEY_up_ref(p->pk) == 1) {
+				hit = p->pk;
+				break;
+			}
+		pthread_mutex_unlock(&parsed_lock);
+		if (hit != NULL) {
+			/* As if read: the BIO is consumed. */
+			(void)BIO_reset(bp);
+			(void)BIO_seek(bp, n);
+			return hit;
+		}
+	}
+	if ((fn = real) == NULL) {
+		*(void **)&fn = dlsym(RTLD_NEXT, "PEM_read_bio_PrivateKey");
+		if (fn == NULL)
+			return NULL;
+		real = fn;
+	}
+	return fn(bp, x, cb, u);
+}
 
 /* ----------------------------------------------------------------- keys */
 
@@ -240,6 +354,8 @@ parse_key(struct key *k, unsigned long min_bits, char *whybuf, size_t whylen)
 		goto out;
 	}
 	ok = true;
+	parsed_add(k->pem, pk);
+	k->cached = true;
 out:
 	EVP_PKEY_free(pk);
 	BIO_free(bio);
@@ -253,6 +369,8 @@ key_free(struct key *k)
 	free(k->domain);
 	free(k->selector);
 	free(k->file);
+	if (k->cached)
+		parsed_drop(k->pem);
 	if (k->pem != NULL) {
 		OPENSSL_cleanse(k->pem, strlen((char *)k->pem));
 		free(k->pem);
