@@ -18,6 +18,8 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +81,20 @@ static const char *const sign_headers[] = { "from", "to", "cc", "subject",
 	"date", "message-id", "reply-to", "in-reply-to", "references",
 	"mime-version", "content-type", "content-transfer-encoding", NULL };
 
+/* A message's libopendkim allocations (see dk_malloc). */
+struct blk {
+	struct blk *prev, *next;
+	max_align_t align[];
+};
+
+struct arena {
+	struct blk *head;
+};
+
 struct mw_dkim_job {
+	struct arena arena; /* libopendkim's allocations for this message */
+	EVP_PKEY *held[MW_DKIM_MAX_SIGS]; /* keys handed out while signing */
+	size_t nheld;
 	const struct mw_dkim *d;
 	bool sign;
 	DKIM *h[MW_DKIM_MAX_SIGS]; /* signing: one per key; verify: [0] */
@@ -116,6 +131,72 @@ struct parsed {
 
 static pthread_mutex_t parsed_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct parsed *parsed_keys; /* guarded by parsed_lock */
+
+/*
+ * libopendkim 2.11 never frees the Ed25519 key it loads for signing, nor
+ * the 64-byte structure that holds it.  The structure comes from the
+ * allocator given to dkim_init with the message's closure: each job's
+ * allocations are linked in its arena and whatever libopendkim leaves
+ * behind is freed with the job.  The key references handed out while a job
+ * signs are noted (handouts, per thread) and the Ed25519 ones released with
+ * the job, on library versions known to leak them.
+ */
+#define ED25519_LEAKS (OPENDKIM_LIB_VERSION <= 0x020B0000)
+
+static _Thread_local EVP_PKEY **handouts;
+static _Thread_local size_t nhandouts, maxhandouts;
+
+static void *
+dk_malloc(void *closure, size_t n)
+{
+	struct arena *a = closure;
+	struct blk *b;
+
+	if (a == NULL)
+		return malloc(n);
+	if (n > SIZE_MAX - sizeof(*b) || (b = malloc(sizeof(*b) + n)) == NULL)
+		return NULL;
+	b->prev = NULL;
+	b->next = a->head;
+	if (a->head != NULL)
+		a->head->prev = b;
+	a->head = b;
+	return b->align;
+}
+
+static void
+dk_free(void *closure, void *p)
+{
+	struct arena *a = closure;
+	struct blk *b;
+
+	if (p == NULL)
+		return;
+	if (a == NULL) {
+		free(p);
+		return;
+	}
+	b = (struct blk *)((char *)p - offsetof(struct blk, align));
+	if (b->prev != NULL)
+		b->prev->next = b->next;
+	else
+		a->head = b->next;
+	if (b->next != NULL)
+		b->next->prev = b->prev;
+	free(b);
+}
+
+static void
+arena_release(struct arena *a)
+{
+	struct blk *b, *next;
+
+	for (b = a->head; b != NULL; b = next) {
+		next = b->next;
+		free(b);
+	}
+	a->head = NULL;
+}
 
 typedef EVP_PKEY *(*pem_read_fn)(BIO *, EVP_PKEY **, pem_password_cb *, void *);
 
@@ -189,6 +270,8 @@ PEM_read_bio_PrivateKey(BIO *bp, EVP_PKEY **x, pem_password_cb *cb, void *u)
 				break;
 			}
 		pthread_mutex_unlock(&parsed_lock);
+		if (hit != NULL && handouts != NULL && nhandouts < maxhandouts)
+			handouts[nhandouts++] = hit;
 		if (hit != NULL) {
 			/* As if read: the BIO is consumed. */
 			(void)BIO_reset(bp);
@@ -620,7 +703,7 @@ lib_setup(struct mw_dkim *d, const struct mw_config *cfg, struct mw_diag *diag)
 	unsigned timeout = (unsigned)cfg->dns_timeout;
 	char err[256];
 
-	if ((d->lib = dkim_init(NULL, NULL)) == NULL) {
+	if ((d->lib = dkim_init(dk_malloc, dk_free)) == NULL) {
 		mw_diag_error(diag, cfg->path, 0, 0,
 		    "libopendkim could not be initialised");
 		return false;
@@ -877,7 +960,7 @@ mw_dkim_sign_begin(const struct mw_dkim *d, const size_t *keys, size_t nkeys,
 		DKIM_STAT st = DKIM_STAT_OK;
 		DKIM *h;
 
-		h = dkim_sign(d->lib, (const unsigned char *)id, NULL,
+		h = dkim_sign(d->lib, (const unsigned char *)id, &j->arena,
 		    (dkim_sigkey_t)k->pem, (const unsigned char *)k->selector,
 		    (const unsigned char *)k->domain, DKIM_CANON_RELAXED,
 		    DKIM_CANON_RELAXED, k->alg, -1, &st);
@@ -905,7 +988,8 @@ mw_dkim_verify_begin(const struct mw_dkim *d, const char *id, char *err,
 		return NULL;
 	}
 	j->d = d;
-	j->h[0] = dkim_verify(d->lib, (const unsigned char *)id, NULL, &st);
+	j->h[0] =
+	    dkim_verify(d->lib, (const unsigned char *)id, &j->arena, &st);
 	if (j->h[0] == NULL) {
 		snprintf(err, errlen, "cannot start verification: %s",
 		    dkim_getresultstr(st));
@@ -1030,7 +1114,15 @@ sign_eom(struct mw_dkim_job *j)
 		struct mw_dkim_sig *s = &j->sigs[j->nsigs];
 		u_char *hdr = NULL;
 		size_t len = 0;
-		DKIM_STAT st = dkim_eom(j->h[i], NULL);
+		DKIM_STAT st;
+
+		/* Note the parsed key libopendkim takes (see handouts). */
+		handouts = j->held;
+		nhandouts = j->nheld;
+		maxhandouts = MW_DKIM_MAX_SIGS;
+		st = dkim_eom(j->h[i], NULL);
+		j->nheld = nhandouts;
+		handouts = NULL;
 
 		if (st == DKIM_STAT_OK)
 			st = dkim_getsighdr_d(j->h[i],
@@ -1168,6 +1260,11 @@ mw_dkim_job_free(struct mw_dkim_job *j)
 		return;
 	for (i = 0; i < j->nh; i++)
 		dkim_free(j->h[i]);
+	for (i = 0; i < j->nheld; i++)
+		if (ED25519_LEAKS &&
+		    EVP_PKEY_base_id(j->held[i]) == EVP_PKEY_ED25519)
+			EVP_PKEY_free(j->held[i]);
+	arena_release(&j->arena);
 	for (i = 0; i < j->nsigs; i++)
 		free(j->sigs[i].header);
 	free(j->hdrbuf);
