@@ -31,65 +31,7 @@
 #include "mw_rules.h"
 #include "mw_text.h"
 
-#define BODY_PAD 64 /* zeroed bytes after the kept body */
-
-struct macro {
-	char name[32];
-	char *value;
-};
-
-/* Message state: from MAIL FROM to end of message or abort. */
-struct mw_msg {
-	char *from;       /* without angle brackets, as given */
-	char *from_canon; /* normalised (mw_addr), NULL if it did not parse */
-	struct mw_addr from_addr;
-	struct mw_from *hfrom;  /* From: mailboxes, from end of headers */
-	unsigned hfrom_headers; /* From: fields */
-	unsigned long esmtp_size;
-	char **rcpts; /* recipients accepted so far */
-	unsigned long nrcpt;
-	struct mw_header *headers;
-	size_t nheaders;
-	unsigned long header_bytes;
-	unsigned char *body; /* the first max_body_scan_bytes */
-	unsigned long body_bytes;
-	unsigned long body_scanned;
-	bool body_skipped; /* the MTA was told to skip the rest */
-	bool accepted;     /* a rule accepted: no more rules */
-	struct mw_fx fx;   /* starts as a copy of the connection's */
-	/* DKIM, from end of headers (dkim_start) to end of message. */
-	struct mw_dkim_job *dkim; /* NULL: neither signing nor verifying */
-	bool dkim_signing;
-	const char *dkim_why; /* outbound but not signed: why (static) */
-	char dkim_domain[MW_ADDR_DOMAIN_MAX];
-	size_t dkim_edits; /* header edits known when signing began */
-	char *dkim_prefix; /* subject prefix known then */
-};
-
-/* Connection state: from connect to close, across messages. */
-struct mw_conn {
-	struct mw_state *st; /* reference held until free */
-	unsigned long id;    /* ties NOQUEUE lines of one session together */
-	char *client_name;   /* as the MTA resolved it */
-	char *client_addr;
-	struct mw_ip client_ip;
-	bool client_ip_valid;
-	char *helo;
-	struct macro macros[MW_MACROS];
-	size_t nmacros;
-	unsigned long nmsgs;     /* messages completed or aborted */
-	bool accepted;           /* a rule accepted the connection */
-	struct mw_fx fx;         /* effects of connect and helo rules */
-	struct mw_fx connect_fx; /* of connect rules: each HELO starts here */
-	void *match_data;        /* PCRE2 match data of this session */
-	struct mw_msg *msg;      /* NULL outside a message */
-	struct mw_fx last_fx;    /* the last message's, for mw_conn_fx */
-	bool last_valid;
-	struct mw_op *ops; /* decided at the last end of message */
-	size_t nops;
-	void (*trace)(void *, const struct mw_rule_hit *);
-	void *trace_arg;
-};
+#include "engine_int.h"
 
 static void
 ops_free(struct mw_conn *c)
@@ -410,8 +352,8 @@ ll_effects(struct logline *ll, const struct mw_fx *fx)
  * log_decision -- the one line a decision gets.  rcpt is the recipient the
  * decision is about, or NULL for the whole message.
  */
-static void
-log_decision(const struct mw_conn *c, enum mw_log_level level,
+void
+eng_log_decision(const struct mw_conn *c, enum mw_log_level level,
     const struct mw_reply *r, const char *rcpt, const char *extra)
 {
 	const char *qid = mw_conn_macro(c, "i");
@@ -474,12 +416,8 @@ log_decision(const struct mw_conn *c, enum mw_log_level level,
  * smfi_setreply: control characters become '?', and '%' is doubled because
  * libmilter treats the text as a format.
  */
-static enum mw_action set_reply(struct mw_reply *r, enum mw_action action,
-    const char *code, const char *dsn, const char *rule, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-
-static enum mw_action
-set_reply(struct mw_reply *r, enum mw_action action, const char *code,
+enum mw_action
+eng_set_reply(struct mw_reply *r, enum mw_action action, const char *code,
     const char *dsn, const char *rule, const char *fmt, ...)
 {
 	char raw[MW_REPLY_TEXT_MAX];
@@ -508,8 +446,8 @@ set_reply(struct mw_reply *r, enum mw_action action, const char *code,
 	return action;
 }
 
-static enum mw_action
-cont(struct mw_reply *r)
+enum mw_action
+eng_cont(struct mw_reply *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->action = MW_CONTINUE;
@@ -524,14 +462,15 @@ mw_engine_failure(struct mw_conn *c, const char *what, struct mw_reply *r)
 	(void)mw_printable(pw, sizeof(pw), what, strlen(what));
 	snprintf(extra, sizeof(extra), "error=\"%s\"", pw);
 	if (c != NULL && c->st->cfg->on_internal_error == MW_ON_ERROR_ACCEPT) {
-		set_reply(r, MW_ACCEPT, "", "", "on_internal_error", "%s", "");
-		log_decision(c, MW_LOG_WARNING, r, NULL, extra);
+		eng_set_reply(r, MW_ACCEPT, "", "", "on_internal_error", "%s",
+		    "");
+		eng_log_decision(c, MW_LOG_WARNING, r, NULL, extra);
 		return MW_ACCEPT;
 	}
-	set_reply(r, MW_TEMPFAIL, "451", "4.3.0", "on_internal_error",
+	eng_set_reply(r, MW_TEMPFAIL, "451", "4.3.0", "on_internal_error",
 	    "Internal error in the mail filter, please try again later");
 	if (c != NULL)
-		log_decision(c, MW_LOG_ERROR, r, NULL, extra);
+		eng_log_decision(c, MW_LOG_ERROR, r, NULL, extra);
 	else
 		mw_error("NOQUEUE: action=tempfail code=451 dsn=4.3.0 "
 			 "rule=on_internal_error %s",
@@ -587,13 +526,6 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	}
 }
 
-/* dkim_active -- may DKIM sign or verify mail of this state? */
-static bool
-dkim_active(const struct mw_conn *c)
-{
-	return mw_dkim_nkeys(c->st->dkim) > 0 || mw_dkim_verifies(c->st->dkim);
-}
-
 /*
  * run_rules -- the rules of phase ph; fills r and logs the decision.
  * Returns the action for the MTA (MW_CONTINUE when nothing decided).
@@ -606,14 +538,14 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
 	struct mw_decision d;
 
 	if (c->accepted || (c->msg != NULL && c->msg->accepted))
-		return cont(r);
+		return eng_cont(r);
 	if (!mw_rules_has_phase(rs, ph))
-		return cont(r);
+		return eng_cont(r);
 	switch (mw_rules_run(rs, ph, ev, &d)) {
-	case MW_V_CONTINUE: return cont(r);
+	case MW_V_CONTINUE: return eng_cont(r);
 	case MW_V_ERROR: return mw_engine_failure(c, d.text, r);
 	case MW_V_ACCEPT:
-		set_reply(r, MW_ACCEPT, "", "", d.rule, "%s", "");
+		eng_set_reply(r, MW_ACCEPT, "", "", d.rule, "%s", "");
 		if (c->msg != NULL)
 			c->msg->accepted = true;
 		else
@@ -625,20 +557,22 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
 		 */
 		if (mw_dkim_nkeys(c->st->dkim) > 0 && ph < MW_PH_EOM) {
 			if (ph < MW_PH_BODY)
-				log_decision(c, MW_LOG_INFO, r, ev->rcpt_raw,
-				    NULL);
+				eng_log_decision(c, MW_LOG_INFO, r,
+				    ev->rcpt_raw, NULL);
 			r->action = MW_CONTINUE;
 			return MW_CONTINUE;
 		}
 		break;
 	case MW_V_DISCARD:
-		set_reply(r, MW_DISCARD, "", "", d.rule, "%s", "");
+		eng_set_reply(r, MW_DISCARD, "", "", d.rule, "%s", "");
 		break;
 	case MW_V_REJECT:
-		set_reply(r, MW_REJECT, d.code, d.dsn, d.rule, "%s", d.text);
+		eng_set_reply(r, MW_REJECT, d.code, d.dsn, d.rule, "%s",
+		    d.text);
 		break;
 	case MW_V_TEMPFAIL:
-		set_reply(r, MW_TEMPFAIL, d.code, d.dsn, d.rule, "%s", d.text);
+		eng_set_reply(r, MW_TEMPFAIL, d.code, d.dsn, d.rule, "%s",
+		    d.text);
 		break;
 	}
 	/*
@@ -646,7 +580,7 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
 	 * the end-of-message line, which says it all.
 	 */
 	if (!(r->action == MW_ACCEPT && ph >= MW_PH_BODY))
-		log_decision(c, MW_LOG_INFO, r, ev->rcpt_raw, NULL);
+		eng_log_decision(c, MW_LOG_INFO, r, ev->rcpt_raw, NULL);
 	return r->action;
 }
 
@@ -702,9 +636,9 @@ mw_eng_helo(struct mw_conn *c, const char *helo, struct mw_reply *r)
 	switch (replace_string(&c->helo, helo)) {
 	case 1: break;
 	case 0:
-		set_reply(r, MW_REJECT, "501", "5.5.2", "limit:helo",
+		eng_set_reply(r, MW_REJECT, "501", "5.5.2", "limit:helo",
 		    "HELO name too long");
-		log_decision(c, MW_LOG_INFO, r, NULL, "helo=(too long)");
+		eng_log_decision(c, MW_LOG_INFO, r, NULL, "helo=(too long)");
 		return MW_REJECT;
 	default: return mw_engine_failure(c, "out of memory at HELO", r);
 	}
@@ -776,9 +710,9 @@ mw_eng_mail(struct mw_conn *c, const char *sender,
 	if (!mw_fx_copy(&c->msg->fx, &c->fx))
 		return mw_engine_failure(c, "out of memory at MAIL FROM", r);
 	if (!unbracket(sender, addr, sizeof(addr))) {
-		set_reply(r, MW_REJECT, "553", "5.1.7", "limit:address",
+		eng_set_reply(r, MW_REJECT, "553", "5.1.7", "limit:address",
 		    "Sender address too long");
-		log_decision(c, MW_LOG_INFO, r, NULL, NULL);
+		eng_log_decision(c, MW_LOG_INFO, r, NULL, NULL);
 		msg_end(c);
 		return MW_REJECT;
 	}
@@ -830,15 +764,15 @@ mw_eng_rcpt(struct mw_conn *c, const char *rcpt, struct mw_reply *r)
 	if ((m = in_message(c, "RCPT", r)) == NULL)
 		return r->action;
 	if (!unbracket(rcpt, addr, sizeof(addr))) {
-		set_reply(r, MW_REJECT, "553", "5.1.3", "limit:address",
+		eng_set_reply(r, MW_REJECT, "553", "5.1.3", "limit:address",
 		    "Recipient address too long");
-		log_decision(c, MW_LOG_INFO, r, NULL, "rcpt=(too long)");
+		eng_log_decision(c, MW_LOG_INFO, r, NULL, "rcpt=(too long)");
 		return MW_REJECT;
 	}
 	if (m->nrcpt >= cfg->max_recipients) {
-		set_reply(r, MW_TEMPFAIL, "452", "4.5.3",
+		eng_set_reply(r, MW_TEMPFAIL, "452", "4.5.3",
 		    "limit:max_recipients", "Too many recipients");
-		log_decision(c, MW_LOG_INFO, r, addr, NULL);
+		eng_log_decision(c, MW_LOG_INFO, r, addr, NULL);
 		return MW_TEMPFAIL;
 	}
 	eval_setup(c, &ev, addr);
@@ -867,7 +801,7 @@ enum mw_action
 mw_eng_data(struct mw_conn *c, struct mw_reply *r)
 {
 	(void)c;
-	return cont(r);
+	return eng_cont(r);
 }
 
 enum mw_action
@@ -894,10 +828,10 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 
 		snprintf(extra, sizeof(extra), "header_bytes=%lu",
 		    m->header_bytes);
-		set_reply(r, MW_REJECT, "552", "5.3.4",
+		eng_set_reply(r, MW_REJECT, "552", "5.3.4",
 		    "limit:max_header_bytes",
 		    "Message header size exceeds limit");
-		log_decision(c, MW_LOG_INFO, r, NULL, extra);
+		eng_log_decision(c, MW_LOG_INFO, r, NULL, extra);
 		return MW_REJECT;
 	}
 	/* Kept for header conditions and Subject edits (bounded above). */
@@ -916,248 +850,11 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 	m->nheaders++;
 	/* Once per header: skip the setup when no rule runs here. */
 	if (!mw_rules_has_phase(c->st->rules, MW_PH_HEADER))
-		return cont(r);
+		return eng_cont(r);
 	eval_setup(c, &ev, NULL);
 	ev.header_name = name;
 	ev.header_value = value;
 	return run_rules(c, MW_PH_HEADER, &ev, r);
-}
-
-/* ------------------------------------------------------------------ dkim */
-
-static unsigned header_count(const struct mw_msg *m, const char *name);
-
-/* Verification reads the header section as it arrived. */
-static bool
-dkim_feed_headers_received(struct mw_msg *m)
-{
-	size_t i;
-
-	for (i = 0; i < m->nheaders; i++)
-		if (!mw_dkim_header(m->dkim, m->headers[i].name,
-			m->headers[i].value))
-			return false;
-	return true;
-}
-
-/*
- * dkim_key_error -- a message that should be signed cannot be: tempfail
- * (dkim_on_key_error = tempfail, the default: the MTA keeps the mail) or
- * pass it unsigned with the reason in its log line.
- */
-static enum mw_action
-dkim_key_error(struct mw_conn *c, const char *what, struct mw_reply *r)
-{
-	struct mw_msg *m = c->msg;
-	char extra[400], pw[300];
-
-	(void)mw_printable(pw, sizeof(pw), what, strlen(what));
-	mw_dkim_job_free(m->dkim);
-	m->dkim = NULL;
-	m->dkim_signing = false;
-	if (c->st->cfg->dkim_on_key_error == MW_ON_ERROR_ACCEPT) {
-		mw_warn("%s: dkim=error reason=\"%s\": passing it unsigned "
-			"(dkim_on_key_error = accept)",
-		    mw_conn_macro(c, "i") ? mw_conn_macro(c, "i") : "NOQUEUE",
-		    pw);
-		m->dkim_why = "key-error";
-		return cont(r);
-	}
-	snprintf(extra, sizeof(extra), "dkim=error error=\"%s\"", pw);
-	set_reply(r, MW_TEMPFAIL, "451", "4.7.0", "dkim_on_key_error",
-	    "DKIM signing failed, please try again later");
-	log_decision(c, MW_LOG_ERROR, r, NULL, extra);
-	return MW_TEMPFAIL;
-}
-
-/* The last value a rule's change-header gave name, or NULL. */
-static const char *
-edit_changed(const struct mw_fx *fx, const char *name)
-{
-	const char *v = NULL;
-	size_t i;
-
-	for (i = 0; i < fx->nedits; i++)
-		if (fx->edits[i].kind == MW_EDIT_CHANGE &&
-		    strcasecmp(fx->edits[i].name, name) == 0)
-			v = fx->edits[i].value;
-	return v;
-}
-
-static bool
-edit_deleted(const struct mw_fx *fx, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < fx->nedits; i++)
-		if (fx->edits[i].kind == MW_EDIT_DELETE &&
-		    strcasecmp(fx->edits[i].name, name) == 0)
-			return true;
-	return false;
-}
-
-static bool
-feed_subject(struct mw_dkim_job *j, const char *prefix, const char *value)
-{
-	char *s;
-	bool ok;
-
-	if (prefix == NULL)
-		return mw_dkim_header(j, "Subject", value);
-	if (asprintf(&s, "%s%s", prefix, value) < 0)
-		return false;
-	ok = mw_dkim_header(j, "Subject", s);
-	free(s);
-	return ok;
-}
-
-/*
- * dkim_feed_headers -- the header section as the MTA will deliver it once
- * the edits decided so far are applied (the same edits plan_ops turns into
- * operations), so that the signature covers what the recipient gets.
- */
-static bool
-dkim_feed_headers(struct mw_msg *m)
-{
-	const struct mw_fx *fx = &m->fx;
-	struct mw_dkim_job *j = m->dkim;
-	bool subject_seen = false;
-	size_t i, k;
-
-	/* Each insert goes to the top: the last one ends up first. */
-	for (k = fx->nedits; k-- > 0;)
-		if (fx->edits[k].kind == MW_EDIT_INSERT &&
-		    !mw_dkim_header(j, fx->edits[k].name, fx->edits[k].value))
-			return false;
-	for (i = 0; i < m->nheaders; i++) {
-		const char *name = m->headers[i].name;
-		const char *value = m->headers[i].value, *nv;
-		bool first = true;
-
-		if (edit_deleted(fx, name))
-			continue;
-		for (k = 0; k < i && first; k++)
-			first = strcasecmp(m->headers[k].name, name) != 0;
-		if (first && (nv = edit_changed(fx, name)) != NULL)
-			value = nv;
-		if (first && strcasecmp(name, "Subject") == 0) {
-			subject_seen = true;
-			if (!feed_subject(j, fx->subject_prefix, value))
-				return false;
-			continue;
-		}
-		if (!mw_dkim_header(j, name, value))
-			return false;
-	}
-	for (k = 0; k < fx->nedits; k++) {
-		const struct mw_edit *e = &fx->edits[k];
-
-		if (e->kind == MW_EDIT_ADD ||
-		    (e->kind == MW_EDIT_CHANGE &&
-			header_count(m, e->name) == 0 &&
-			edit_changed(fx, e->name) == e->value &&
-			(strcasecmp(e->name, "Subject") != 0 ||
-			    fx->subject_prefix == NULL))) {
-			if (!mw_dkim_header(j, e->name, e->value))
-				return false;
-		}
-	}
-	if (!subject_seen && fx->subject_prefix != NULL) {
-		const char *base = edit_changed(fx, "Subject");
-
-		if (!feed_subject(j, fx->subject_prefix, base ? base : ""))
-			return false;
-	}
-	return true;
-}
-
-/* The signing domain: From: (one mailbox) or the envelope sender. */
-static const char *
-dkim_author(const struct mw_conn *c, const struct mw_msg *m, char *addr,
-    size_t size, const char **why)
-{
-	const struct mw_addr *a;
-
-	if (c->st->cfg->dkim_signing_domain == MW_DKIM_FROM_ENVELOPE) {
-		a = &m->from_addr;
-		if (m->from == NULL || a->null || a->malformed ||
-		    a->domain[0] == '\0') {
-			*why = "no-envelope-domain";
-			return NULL;
-		}
-	} else {
-		if (m->hfrom == NULL || m->hfrom->n != 1 ||
-		    m->hfrom->malformed || m->hfrom->box[0].domain[0] == '\0') {
-			*why = m->hfrom == NULL || m->hfrom->n == 0
-			    ? "no-from-domain"
-			    : "from-not-one-mailbox";
-			return NULL;
-		}
-		a = &m->hfrom->box[0];
-	}
-	if (!mw_addr_format(a, addr, size))
-		addr[0] = '\0';
-	return a->domain;
-}
-
-/*
- * dkim_start -- at end of headers: sign outbound mail that has a key,
- * verify the rest.  A key that fails here is dkim_on_key_error's case.
- */
-static enum mw_action
-dkim_start(struct mw_conn *c, struct mw_msg *m, struct mw_eval *ev,
-    struct mw_reply *r)
-{
-	const struct mw_dkim *d = c->st->dkim;
-	const char *outbound = mw_rules_outbound(c->st->rules, ev);
-	const char *qid = mw_conn_macro(c, "i");
-	char err[300], addr[MW_ADDR_MAX + 2];
-	size_t keys[MW_DKIM_MAX_SIGS], n;
-	const char *domain, *why = NULL;
-
-	if (qid == NULL || *qid == '\0')
-		qid = "NOQUEUE";
-	if (m->fx.dkim_sign < 0 || (outbound == NULL && m->fx.dkim_sign == 0)) {
-		if (outbound != NULL)
-			m->dkim_why = "rule";
-		if (outbound != NULL || !mw_dkim_verifies(d))
-			return cont(r);
-		if ((m->dkim = mw_dkim_verify_begin(d, qid, err,
-			 sizeof(err))) == NULL)
-			return mw_engine_failure(c, err, r);
-		if (!dkim_feed_headers_received(m) || !mw_dkim_eoh(m->dkim))
-			return mw_engine_failure(c, mw_dkim_error(m->dkim), r);
-		return cont(r);
-	}
-	if (mw_dkim_nkeys(d) == 0) {
-		m->dkim_why = "no-keys-configured";
-		return cont(r);
-	}
-	domain = dkim_author(c, m, addr, sizeof(addr), &why);
-	if (domain == NULL && m->fx.dkim_key == NULL) {
-		m->dkim_why = why;
-		return cont(r);
-	}
-	(void)mw_strlcpy(m->dkim_domain, domain != NULL ? domain : "",
-	    sizeof(m->dkim_domain));
-	n = mw_dkim_select(d, addr[0] != '\0' ? addr : NULL, domain,
-	    m->fx.dkim_key, keys, MW_DKIM_MAX_SIGS);
-	if (n == 0) {
-		m->dkim_why = "no-key-for-domain";
-		return cont(r);
-	}
-	m->dkim = mw_dkim_sign_begin(d, keys, n, qid, err, sizeof(err));
-	m->dkim_signing = true;
-	if (m->dkim == NULL)
-		return dkim_key_error(c, err, r);
-	m->dkim_edits = m->fx.nedits;
-	if (m->fx.subject_prefix != NULL &&
-	    (m->dkim_prefix = strdup(m->fx.subject_prefix)) == NULL)
-		return mw_engine_failure(c, "out of memory at end of headers",
-		    r);
-	if (!dkim_feed_headers(m) || !mw_dkim_eoh(m->dkim))
-		return dkim_key_error(c, mw_dkim_error(m->dkim), r);
-	return cont(r);
 }
 
 enum mw_action
@@ -1199,10 +896,11 @@ mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 		}
 	}
 	eval_setup(c, &ev, NULL);
-	if (run_rules(c, MW_PH_EOH, &ev, r) != MW_CONTINUE || !dkim_active(c) ||
+	if (run_rules(c, MW_PH_EOH, &ev, r) != MW_CONTINUE ||
+	    !eng_dkim_active(c) ||
 	    (m->accepted && mw_dkim_nkeys(c->st->dkim) == 0))
 		return r->action;
-	return dkim_start(c, m, &ev, r);
+	return eng_dkim_start(c, m, &ev, r);
 }
 
 enum mw_action
@@ -1216,7 +914,7 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 	if ((m = in_message(c, "body", r)) == NULL)
 		return r->action;
 	if (m->dkim != NULL && !mw_dkim_body(m->dkim, chunk, len))
-		return dkim_key_error(c, mw_dkim_error(m->dkim), r);
+		return eng_dkim_key_error(c, mw_dkim_error(m->dkim), r);
 	m->body_bytes += len;
 	take = limit - m->body_scanned;
 	if (take > len)
@@ -1250,11 +948,11 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 		r->action = MW_SKIP;
 		return MW_SKIP;
 	}
-	return cont(r);
+	return eng_cont(r);
 }
 
-static bool
-op_add(struct mw_conn *c, enum mw_op_kind kind, const char *name,
+bool
+eng_op_add(struct mw_conn *c, enum mw_op_kind kind, const char *name,
     const char *value, unsigned index)
 {
 	struct mw_op *v = realloc(c->ops, (c->nops + 1) * sizeof(*v));
@@ -1276,8 +974,8 @@ op_add(struct mw_conn *c, enum mw_op_kind kind, const char *name,
 }
 
 /* header_count -- instances of name in the message as received. */
-static unsigned
-header_count(const struct mw_msg *m, const char *name)
+unsigned
+eng_header_count(const struct mw_msg *m, const char *name)
 {
 	unsigned n = 0;
 	size_t i;
@@ -1324,36 +1022,38 @@ plan_ops(struct mw_conn *c)
 
 		switch (e->kind) {
 		case MW_EDIT_ADD:
-			ok = op_add(c, MW_OP_ADD_HEADER, e->name, e->value, 0);
+			ok = eng_op_add(c, MW_OP_ADD_HEADER, e->name, e->value,
+			    0);
 			break;
 		case MW_EDIT_INSERT:
-			ok = op_add(c, MW_OP_INSERT_HEADER, e->name, e->value,
-			    0);
+			ok = eng_op_add(c, MW_OP_INSERT_HEADER, e->name,
+			    e->value, 0);
 			break;
 		case MW_EDIT_CHANGE:
 			/* With a prefix, the Subject op below carries it. */
 			if (fx->subject_prefix != NULL && is_subject_change(e))
 				break;
-			ok = header_count(m, e->name) > 0
-			    ? op_add(c, MW_OP_CHANGE_HEADER, e->name, e->value,
-				  1)
-			    : op_add(c, MW_OP_ADD_HEADER, e->name, e->value, 0);
+			ok = eng_header_count(m, e->name) > 0
+			    ? eng_op_add(c, MW_OP_CHANGE_HEADER, e->name,
+				  e->value, 1)
+			    : eng_op_add(c, MW_OP_ADD_HEADER, e->name, e->value,
+				  0);
 			break;
 		case MW_EDIT_DELETE:
-			for (k = header_count(m, e->name); ok && k > 0; k--)
-				ok = op_add(c, MW_OP_CHANGE_HEADER, e->name,
+			for (k = eng_header_count(m, e->name); ok && k > 0; k--)
+				ok = eng_op_add(c, MW_OP_CHANGE_HEADER, e->name,
 				    NULL, k);
 			break;
 		/* A redirect replaces every recipient, added ones too. */
 		case MW_EDIT_ADD_RCPT:
 			if (fx->redirect == NULL)
-				ok =
-				    op_add(c, MW_OP_ADD_RCPT, e->name, NULL, 0);
+				ok = eng_op_add(c, MW_OP_ADD_RCPT, e->name,
+				    NULL, 0);
 			break;
 		case MW_EDIT_DELETE_RCPT:
 			if (fx->redirect == NULL)
-				ok = op_add(c, MW_OP_DELETE_RCPT, e->name, NULL,
-				    0);
+				ok = eng_op_add(c, MW_OP_DELETE_RCPT, e->name,
+				    NULL, 0);
 			break;
 		}
 		if (!ok)
@@ -1372,169 +1072,24 @@ plan_ops(struct mw_conn *c)
 			base != NULL ? base : "") < 0)
 			return false;
 		ok = orig != NULL
-		    ? op_add(c, MW_OP_CHANGE_HEADER, "Subject", subj, 1)
-		    : op_add(c, MW_OP_ADD_HEADER, "Subject", subj, 0);
+		    ? eng_op_add(c, MW_OP_CHANGE_HEADER, "Subject", subj, 1)
+		    : eng_op_add(c, MW_OP_ADD_HEADER, "Subject", subj, 0);
 		free(subj);
 		if (!ok)
 			return false;
 	}
 	if (fx->redirect != NULL) {
 		for (i = 0; i < m->nrcpt; i++)
-			if (!op_add(c, MW_OP_DELETE_RCPT, m->rcpts[i], NULL, 0))
+			if (!eng_op_add(c, MW_OP_DELETE_RCPT, m->rcpts[i], NULL,
+				0))
 				return false;
-		if (!op_add(c, MW_OP_ADD_RCPT, fx->redirect, NULL, 0))
+		if (!eng_op_add(c, MW_OP_ADD_RCPT, fx->redirect, NULL, 0))
 			return false;
 	}
 	if (fx->quarantine != NULL &&
-	    !op_add(c, MW_OP_QUARANTINE, NULL, fx->quarantine, 0))
+	    !eng_op_add(c, MW_OP_QUARANTINE, NULL, fx->quarantine, 0))
 		return false;
 	return true;
-}
-
-/* A name in the signed-header list (dkim.c's), without case. */
-static bool
-dkim_signed_name(const char *name)
-{
-	static const char *const names[] = { "from", "to", "cc", "subject",
-		"date", "message-id", "reply-to", "in-reply-to", "references",
-		"mime-version", "content-type", "content-transfer-encoding" };
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(name, names[i]) == 0)
-			return true;
-	return false;
-}
-
-/*
- * dkim_late_edit -- did a body or end-of-message rule change a signed
- * header after signing began?  The signature would not survive it.
- */
-static const char *
-dkim_late_edit(const struct mw_msg *m)
-{
-	const struct mw_fx *fx = &m->fx;
-	size_t i;
-
-	for (i = m->dkim_edits; i < fx->nedits; i++)
-		if (fx->edits[i].kind <= MW_EDIT_DELETE &&
-		    dkim_signed_name(fx->edits[i].name))
-			return fx->edits[i].name;
-	if ((fx->subject_prefix == NULL) != (m->dkim_prefix == NULL) ||
-	    (fx->subject_prefix != NULL &&
-		strcmp(fx->subject_prefix, m->dkim_prefix) != 0))
-		return "Subject";
-	return NULL;
-}
-
-/* The authserv-id of an Authentication-Results value, compared. */
-static bool
-ar_is_ours(const char *value, const char *authserv)
-{
-	size_t n = strlen(authserv);
-
-	while (
-	    *value == ' ' || *value == '\t' || *value == '\r' || *value == '\n')
-		value++;
-	return strncasecmp(value, authserv, n) == 0 &&
-	    (value[n] == ';' || value[n] == ' ' || value[n] == '\t' ||
-		value[n] == '\r' || value[n] == '\n' || value[n] == '\0');
-}
-
-static enum mw_action
-dkim_eom_error(struct mw_conn *c, const char *what, char *log, size_t logsize,
-    struct mw_reply *r)
-{
-	if (dkim_key_error(c, what, r) != MW_CONTINUE)
-		return r->action;
-	snprintf(log, logsize, " dkim=unsigned reason=key-error");
-	return MW_CONTINUE;
-}
-
-/*
- * dkim_finish -- at end of message, after the rules: the signatures to
- * insert, or the Authentication-Results (with forged ones of our
- * authserv-id deleted, highest index first), and the log fields.
- */
-static enum mw_action
-dkim_finish(struct mw_conn *c, struct mw_msg *m, char *log, size_t logsize,
-    struct mw_reply *r)
-{
-	const struct mw_dkim_sig *sigs;
-	const char *late;
-	size_t n, i, len = 0;
-	int w;
-
-	log[0] = '\0';
-	if (m->dkim == NULL) {
-		if (m->dkim_why != NULL)
-			snprintf(log, logsize, " dkim=unsigned reason=%s",
-			    m->dkim_why);
-		return cont(r);
-	}
-	if (m->dkim_signing) {
-		if ((late = dkim_late_edit(m)) != NULL) {
-			char what[200];
-
-			snprintf(what, sizeof(what),
-			    "a body or end-of-message rule changed the signed "
-			    "header %s after signing began",
-			    late);
-			return dkim_eom_error(c, what, log, logsize, r);
-		}
-		if (!mw_dkim_eom(m->dkim))
-			return dkim_eom_error(c, mw_dkim_error(m->dkim), log,
-			    logsize, r);
-		sigs = mw_dkim_sigs(m->dkim, &n);
-		for (i = 0; i < n; i++) {
-			if (!op_add(c, MW_OP_INSERT_HEADER, "DKIM-Signature",
-				sigs[i].header, 0))
-				return mw_engine_failure(c,
-				    "out of memory at end of message", r);
-			w = snprintf(log + len, logsize - len,
-			    "%s d=%s s=%s a=%s", i == 0 ? " dkim=signed" : "",
-			    sigs[i].domain, sigs[i].selector, sigs[i].alg);
-			if (w > 0 && (size_t)w < logsize - len)
-				len += (size_t)w;
-		}
-		return cont(r);
-	}
-	{
-		const char *authserv = mw_dkim_authserv(c->st->dkim);
-		char ar[2048];
-		unsigned k = 0,
-			 total = header_count(m, "Authentication-Results");
-
-		/* Forged results of ours: from the highest index down. */
-		for (i = m->nheaders; i-- > 0;) {
-			if (strcasecmp(m->headers[i].name,
-				"Authentication-Results") != 0)
-				continue;
-			k++;
-			if (ar_is_ours(m->headers[i].value, authserv) &&
-			    !op_add(c, MW_OP_CHANGE_HEADER,
-				"Authentication-Results", NULL, total - k + 1))
-				return mw_engine_failure(c,
-				    "out of memory at end of message", r);
-		}
-		if (!mw_dkim_auth_results(m->dkim, authserv, ar, sizeof(ar)) ||
-		    !op_add(c, MW_OP_INSERT_HEADER, "Authentication-Results",
-			ar, 0))
-			return mw_engine_failure(c,
-			    "Authentication-Results too long or out of memory",
-			    r);
-		sigs = mw_dkim_sigs(m->dkim, &n);
-		if (n == 0)
-			snprintf(log, logsize, " dkim=none");
-		for (i = 0; i < n; i++) {
-			w = snprintf(log + len, logsize - len,
-			    " dkim=%s d=%s s=%s a=%s", sigs[i].result,
-			    sigs[i].domain, sigs[i].selector, sigs[i].alg);
-			if (w > 0 && (size_t)w < logsize - len)
-				len += (size_t)w;
-		}
-	}
-	return cont(r);
 }
 
 enum mw_action
@@ -1550,20 +1105,7 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 	ops_free(c);
 	eval_setup(c, &ev, NULL);
 	/* Verification first: body and end-of-message rules see it. */
-	if (m->dkim != NULL && !m->dkim_signing) {
-		const struct mw_dkim_sig *sigs;
-		size_t n, i;
-
-		(void)mw_dkim_eom(m->dkim);
-		ev.dkim = mw_dkim_summary(m->dkim);
-		sigs = mw_dkim_sigs(m->dkim, &n);
-		for (i = 0; i < n; i++)
-			if (strcmp(sigs[i].result, "pass") == 0)
-				domains[ev.ndkim_domains++] = sigs[i].domain;
-		ev.dkim_domains = domains;
-	} else if (m->dkim == NULL && dkim_active(c)) {
-		ev.dkim = "none";
-	}
+	eng_dkim_verified(c, m, &ev, domains);
 	/* Body rules run once, on the whole inspected body. */
 	if (run_rules(c, MW_PH_BODY, &ev, r) == MW_CONTINUE) {
 		ev.size = m->header_bytes + m->body_bytes;
@@ -1594,7 +1136,7 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 	{
 		const char *rule = r->rule;
 
-		if (dkim_finish(c, m, dkimlog, sizeof(dkimlog), r) !=
+		if (eng_dkim_finish(c, m, dkimlog, sizeof(dkimlog), r) !=
 		    MW_CONTINUE) {
 			ops_free(c);
 			c->nmsgs++;
@@ -1625,8 +1167,8 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 		snprintf(extra + len, sizeof(extra) - len, " quarantine=\"%s\"",
 		    q);
 	}
-	set_reply(r, MW_ACCEPT, "", "", r->rule, "%s", "");
-	log_decision(c, MW_LOG_INFO, r, NULL, extra);
+	eng_set_reply(r, MW_ACCEPT, "", "", r->rule, "%s", "");
+	eng_log_decision(c, MW_LOG_INFO, r, NULL, extra);
 	c->nmsgs++;
 	msg_end(c);
 	forget_macros(c, message_macros);
@@ -1641,7 +1183,7 @@ mw_eng_unknown(struct mw_conn *c, const char *cmd, struct mw_reply *r)
 	(void)mw_printable(p, sizeof(p), cmd, strlen(cmd));
 	mw_debug("NOQUEUE: unknown command \"%s\" from %s session=%lx", p,
 	    c->client_addr ? c->client_addr : "", c->id);
-	return cont(r);
+	return eng_cont(r);
 }
 
 void
