@@ -60,6 +60,16 @@ struct mw_config {
 	char *authserv_id;               /* "" = the host name */
 	char **dns_servers;              /* IP[:PORT], empty = resolv.conf */
 	unsigned long dns_timeout;       /* seconds */
+	/* State for rate limits and greylisting (store.c, rules_limit.c) */
+	char *state_store; /* lmdb:PATH or redis:HOST:PORT[/DB] */
+	unsigned long state_store_max_bytes;
+	unsigned long state_store_timeout;  /* ms */
+	unsigned long state_store_on_error; /* enum mw_on_error */
+	unsigned long greylist_delay;       /* seconds */
+	unsigned long greylist_retry_window;
+	unsigned long greylist_auto_allow;
+	unsigned long client_net_ipv4_prefix;
+	unsigned long client_net_ipv6_prefix;
 };
 
 enum mw_dkim_domain_from { MW_DKIM_FROM_HEADER, MW_DKIM_FROM_ENVELOPE };

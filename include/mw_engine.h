@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mw_state.h"
 
@@ -136,6 +137,13 @@ void mw_conn_set_trace(struct mw_conn *c,
  * connection's outside a message). */
 struct mw_fx;
 const struct mw_fx *mw_conn_fx(const struct mw_conn *c);
+
+/*
+ * mw_engine_set_clock -- the clock rate limits and greylisting read, in
+ * microseconds since the epoch (tests control time); NULL: the real one.
+ * Set before any session starts.
+ */
+void mw_engine_set_clock(uint64_t (*fn)(void));
 
 /* Message counters for tests and the log. */
 unsigned long mw_conn_nrcpt(const struct mw_conn *c);

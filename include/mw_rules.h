@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mw_diag.h"
 #include "mw_addr.h"
@@ -115,6 +116,34 @@ void mw_fx_clear(struct mw_fx *fx);
 bool mw_fx_copy(struct mw_fx *dst, const struct mw_fx *src);
 const char *mw_fx_var(const struct mw_fx *fx, const char *name);
 
+/*
+ * What the stateful conditions (ratelimit, greylisted) need from the
+ * engine for one evaluation, and what they tell it back.
+ */
+struct mw_store;
+struct mw_eval;
+struct mw_limit_env {
+	struct mw_store *store; /* NULL: offline, nothing is limited */
+	uint64_t now_us;
+	unsigned v4_prefix, v6_prefix; /* client.net aggregation */
+	bool fail_closed;              /* state_store_on_error = tempfail */
+	uint64_t greylist_delay_us, greylist_window_us, greylist_auto_allow_us;
+	/* Out: */
+	uint64_t retry_us;    /* when the limit that matched frees up */
+	unsigned errors;      /* store failures seen */
+	bool greylist_passed; /* a greylist check passed */
+	char net_key[128];    /* its client network key */
+	char err[300];        /* the failure, with fail_closed */
+};
+
+/* mw_limit_client_net -- the client's network as keys name it. */
+bool mw_limit_client_net(const struct mw_eval *ev,
+    const struct mw_limit_env *env, char *buf, size_t size);
+
+/* Does the ruleset use the state store (at all / for greylisting)? */
+bool mw_rules_uses_store(const struct mw_ruleset *rs);
+bool mw_rules_uses_greylist(const struct mw_ruleset *rs);
+
 /* What a trace (milter-warden test) is told about each matching rule. */
 struct mw_rule_hit {
 	const char *id;   /* name or FILE:LINE */
@@ -158,6 +187,7 @@ struct mw_eval {
 	const char *dkim;                /* verification summary, body on */
 	const char *const *dkim_domains; /* with a passing signature */
 	size_t ndkim_domains;
+	struct mw_limit_env *limits; /* NULL: stateful conditions are false */
 	const char *(*macro)(const void *arg, const char *name);
 	const void *macro_arg;
 	struct mw_fx *fx;      /* where this phase's effects go */

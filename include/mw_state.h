@@ -27,6 +27,7 @@ struct mw_state {
 	struct mw_config *cfg;    /* owned */
 	struct mw_ruleset *rules; /* owned */
 	struct mw_dkim *dkim;     /* owned: keys and libopendkim handle */
+	struct mw_store *store;   /* a reference; NULL if no rule needs it */
 };
 
 /*
@@ -53,6 +54,12 @@ struct mw_state *mw_state_ref(struct mw_state *st);
 
 /* mw_state_unref -- drop a reference; frees st on the last one.  NULL ok. */
 void mw_state_unref(struct mw_state *st);
+
+/*
+ * mw_state_set_offline -- states built from now on do not open the state
+ * store (milter-warden test and -n: nothing is counted, nothing limited).
+ */
+void mw_state_set_offline(bool offline);
 
 /* mw_state_shutdown -- drop the current state (at exit). */
 void mw_state_shutdown(void);

@@ -192,6 +192,43 @@ static const struct mw_param params[] = {
 	    "/etc/resolv.conf)" },
 	{ "dns_timeout", MW_PT_UINT, OFF(dns_timeout), "5", 1, 60, NULL, NULL,
 	    true, "seconds to wait for one DNS answer" },
+	{ "state_store", MW_PT_STRING, OFF(state_store),
+	    "lmdb:" LOCALSTATEDIR "/lib/milter-warden/state.mdb", 1, 0, NULL,
+	    NULL, false,
+	    "where rate limits and greylisting keep their state: "
+	    "lmdb:/path/file.mdb (embedded, this host only) or "
+	    "redis:HOST:PORT[/DB] or redis:unix:/path[/DB] (shared by several "
+	    "milter-warden instances); opened only when rules use it" },
+	{ "state_store_max_bytes", MW_PT_SIZE, OFF(state_store_max_bytes),
+	    "64m", MiB, 64 * GiB, NULL, NULL, false,
+	    "largest size of the embedded store; when full, expired entries are "
+	    "purged first" },
+	{ "state_store_timeout", MW_PT_UINT, OFF(state_store_timeout), "250",
+	    10, 10000, NULL, NULL, false,
+	    "milliseconds one store operation (a Redis call, a connect) may "
+	    "take" },
+	{ "state_store_on_error", MW_PT_ENUM, OFF(state_store_on_error),
+	    "accept", 0, 0, on_error_names, on_error_values, true,
+	    "when the store fails or is too slow: accept (the limit is not "
+	    "applied; logged and counted) or tempfail (451 4.3.0)" },
+	{ "greylist_delay", MW_PT_UINT, OFF(greylist_delay), "300", 1, 86400,
+	    NULL, NULL, true,
+	    "seconds a new client/sender/recipient triplet must wait before "
+	    "its retry is accepted" },
+	{ "greylist_retry_window", MW_PT_UINT, OFF(greylist_retry_window),
+	    "86400", 60, 31 * 86400, NULL, NULL, true,
+	    "seconds after the first attempt within which a retry is accepted "
+	    "(later, greylisting starts over)" },
+	{ "greylist_auto_allow", MW_PT_UINT, OFF(greylist_auto_allow),
+	    "3024000", 60, 366 * 86400, NULL, NULL, true,
+	    "seconds a client network that delivered after greylisting skips "
+	    "it (default 35 days)" },
+	{ "client_net_ipv4_prefix", MW_PT_UINT, OFF(client_net_ipv4_prefix),
+	    "24", 8, 32, NULL, NULL, true,
+	    "prefix length of client.net for IPv4 clients" },
+	{ "client_net_ipv6_prefix", MW_PT_UINT, OFF(client_net_ipv6_prefix),
+	    "64", 16, 128, NULL, NULL, true,
+	    "prefix length of client.net for IPv6 clients" },
 };
 
 const struct mw_param *

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "mw_addr.h"
 #include "mw_dkim.h"
@@ -32,6 +33,7 @@
 #include "mw_text.h"
 
 #include "engine_int.h"
+#include "mw_store.h"
 
 static void
 ops_free(struct mw_conn *c)
@@ -389,6 +391,10 @@ eng_log_decision(const struct mw_conn *c, enum mw_log_level level,
 	}
 	if (r->rule == NULL || strncmp(r->rule, "limit:", 6) != 0)
 		ll_effects(&ll, mw_conn_fx(c));
+	if (c->msg != NULL && c->msg->store_errors > 0) {
+		snprintf(n, sizeof(n), "%u", c->msg->store_errors);
+		ll_field(&ll, "state_store_errors", n, "", "");
+	}
 	ll_field(&ll, "action", action_names[r->action], "", "");
 	if (r->code[0] != '\0') {
 		ll_field(&ll, "code", r->code, "", "");
@@ -486,6 +492,40 @@ eval_macro(const void *arg, const char *name)
 	return mw_conn_macro(arg, name);
 }
 
+/* The engine's clock for rate limits and greylisting (tests set it). */
+static uint64_t
+real_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t (*engine_clock)(void) = real_clock;
+
+void
+mw_engine_set_clock(uint64_t (*fn)(void))
+{
+	engine_clock = fn != NULL ? fn : real_clock;
+}
+
+/* After the rules ran: what the stateful conditions saw. */
+static void
+limits_done(struct mw_conn *c)
+{
+	if (c->st->store == NULL || c->msg == NULL)
+		return;
+	c->msg->store_errors += c->lim.errors;
+	c->lim.errors = 0;
+	if (c->lim.greylist_passed) {
+		c->msg->greylist_passed = true;
+		(void)mw_strlcpy(c->msg->greylist_net, c->lim.net_key,
+		    sizeof(c->msg->greylist_net));
+		c->lim.greylist_passed = false;
+	}
+}
+
 /* eval_setup -- what the rules of a phase see. */
 static void
 eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
@@ -508,6 +548,26 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	ev->session = c->id;
 	ev->trace = c->trace;
 	ev->trace_arg = c->trace_arg;
+	if (c->st->store != NULL) {
+		const struct mw_config *cfg = c->st->cfg;
+		struct mw_limit_env *l = &c->lim;
+
+		l->store = c->st->store;
+		l->now_us = engine_clock();
+		l->v4_prefix = (unsigned)cfg->client_net_ipv4_prefix;
+		l->v6_prefix = (unsigned)cfg->client_net_ipv6_prefix;
+		l->fail_closed =
+		    cfg->state_store_on_error == MW_ON_ERROR_TEMPFAIL;
+		l->greylist_delay_us = cfg->greylist_delay * 1000000ULL;
+		l->greylist_window_us = cfg->greylist_retry_window * 1000000ULL;
+		l->greylist_auto_allow_us =
+		    cfg->greylist_auto_allow * 1000000ULL;
+		l->retry_us = 0;
+		l->errors = 0;
+		l->greylist_passed = false;
+		l->err[0] = '\0';
+		ev->limits = l;
+	}
 	ev->rcpt = rcpt;
 	ev->rcpt_raw = rcpt;
 	ev->fx = m != NULL ? &m->fx : &c->fx;
@@ -535,13 +595,16 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
     struct mw_reply *r)
 {
 	const struct mw_ruleset *rs = c->st->rules;
+	enum mw_verdict verdict;
 	struct mw_decision d;
 
 	if (c->accepted || (c->msg != NULL && c->msg->accepted))
 		return eng_cont(r);
 	if (!mw_rules_has_phase(rs, ph))
 		return eng_cont(r);
-	switch (mw_rules_run(rs, ph, ev, &d)) {
+	verdict = mw_rules_run(rs, ph, ev, &d);
+	limits_done(c);
+	switch (verdict) {
 	case MW_V_CONTINUE: return eng_cont(r);
 	case MW_V_ERROR: return mw_engine_failure(c, d.text, r);
 	case MW_V_ACCEPT:
@@ -1169,6 +1232,20 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 	}
 	eng_set_reply(r, MW_ACCEPT, "", "", r->rule, "%s", "");
 	eng_log_decision(c, MW_LOG_INFO, r, NULL, extra);
+	/* Delivered after greylisting: its network skips it for a while. */
+	if (m->greylist_passed && c->st->store != NULL) {
+		char err[300];
+
+		if (mw_store_greylist_delivered(c->st->store, m->greylist_net,
+			engine_clock(),
+			c->st->cfg->greylist_auto_allow * 1000000ULL, err,
+			sizeof(err)) == MW_STORE_ERROR)
+			mw_warn("%s: state store failed: %s (greylist "
+				"auto-allow not recorded)",
+			    mw_conn_macro(c, "i") ? mw_conn_macro(c, "i")
+						  : "NOQUEUE",
+			    err);
+	}
 	c->nmsgs++;
 	msg_end(c);
 	forget_macros(c, message_macros);

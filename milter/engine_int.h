@@ -45,6 +45,10 @@ struct mw_msg {
 	char dkim_domain[MW_ADDR_DOMAIN_MAX];
 	size_t dkim_edits; /* header edits known when signing began */
 	char *dkim_prefix; /* subject prefix known then */
+	/* Greylisting passed for a recipient: auto-allow once delivered. */
+	bool greylist_passed;
+	char greylist_net[128];
+	unsigned store_errors; /* state store failures (fail-open) */
 };
 
 /* Connection state: from connect to close, across messages. */
@@ -68,6 +72,7 @@ struct mw_conn {
 	bool last_valid;
 	struct mw_op *ops; /* decided at the last end of message */
 	size_t nops;
+	struct mw_limit_env lim; /* stateful conditions: store, clock */
 	void (*trace)(void *, const struct mw_rule_hit *);
 	void *trace_arg;
 };

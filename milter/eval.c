@@ -697,6 +697,12 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 		if (t == NULL)
 			return c->neg ? M_YES : M_NO;
 		return (strcmp(t, c->str2) == 0) != c->neg ? M_YES : M_NO;
+	case C_RATELIMIT:
+	case C_GREYLISTED: {
+		int rc = mw_limit_eval(c, ev);
+
+		return rc < 0 ? M_ERROR : rc > 0 ? M_YES : M_NO;
+	}
 	}
 	return M_ERROR;
 }
@@ -758,7 +764,28 @@ interpolate(const char *text, const struct mw_eval *ev, const char *rule_id,
 			    : NULL;
 		else if (IS("rule"))
 			v = rule_id;
-		else if (IS("score")) {
+		else if (IS("retry")) {
+			uint64_t s = ev->limits != NULL
+			    ? (ev->limits->retry_us + 999999) / 1000000
+			    : 0;
+
+			if (s >= 3600)
+				snprintf(val, sizeof(val),
+				    "%llu hours %llu "
+				    "minutes",
+				    (unsigned long long)(s / 3600),
+				    (unsigned long long)(s % 3600 / 60));
+			else if (s >= 60)
+				snprintf(val, sizeof(val),
+				    "%llu minutes %llu "
+				    "seconds",
+				    (unsigned long long)(s / 60),
+				    (unsigned long long)(s % 60));
+			else
+				snprintf(val, sizeof(val), "%llu seconds",
+				    (unsigned long long)s);
+			v = val;
+		} else if (IS("score")) {
 			snprintf(val, sizeof(val), "%g",
 			    ev->fx != NULL ? ev->fx->score : 0.0);
 			v = val;
@@ -928,10 +955,14 @@ mw_rules_run(const struct mw_ruleset *rs, enum mw_phase ph, struct mw_eval *ev,
 			m = eval_cond(rs, r->when, ev);
 		if (m == M_ERROR) {
 			set_decision(d, MW_V_ERROR, "", "", "", r->id);
-			snprintf(d->text, sizeof(d->text),
-			    "rule %s: evaluation failed (regular expression "
-			    "limit or error)",
-			    r->id);
+			if (ev->limits != NULL && ev->limits->err[0] != '\0')
+				snprintf(d->text, sizeof(d->text),
+				    "rule %s: %s", r->id, ev->limits->err);
+			else
+				snprintf(d->text, sizeof(d->text),
+				    "rule %s: evaluation failed (regular "
+				    "expression limit or error)",
+				    r->id);
 			return MW_V_ERROR;
 		}
 		if (m == M_NO)

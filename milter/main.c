@@ -36,6 +36,7 @@
 
 #include "mw_config.h"
 #include "mw_explain.h"
+#include "mw_store.h"
 #include "mw_glue.h"
 #include "mw_log.h"
 #include "mw_signals.h"
@@ -429,8 +430,10 @@ main(int argc, char **argv)
 		pthread_sigmask(SIG_BLOCK, &set, NULL);
 	}
 	conf_path = mw_config_default_path();
-	if (argc > 1 && strcmp(argv[1], "test") == 0)
+	if (argc > 1 && strcmp(argv[1], "test") == 0) {
+		mw_state_set_offline(true); /* trying a policy counts nothing */
 		return mw_explain_main(argc - 1, argv + 1, conf_path);
+	}
 	while ((ch = getopt(argc, argv, "c:fnp:DVh")) != -1) {
 		switch (ch) {
 		case 'c': conf_path = optarg; break;
@@ -465,6 +468,7 @@ main(int argc, char **argv)
 		if (abs != NULL)
 			conf_path = abs; /* kept for the process's life */
 	}
+	mw_state_set_offline(check_only);
 	st = mw_state_build(conf_path, overrides[0] ? overrides : NULL, &diag);
 	/* -n also compares the DKIM keys with what DNS publishes. */
 	if (check_only && st != NULL) {
@@ -523,6 +527,15 @@ main(int argc, char **argv)
 	setup_unix_socket(cfg,
 	    pw != NULL && geteuid() == 0 ? pw->pw_uid : (uid_t)-1);
 	write_pidfile(cfg->pidfile);
+	/* The embedded store was created as root: the user must own it. */
+	if (st->store != NULL && pw != NULL && geteuid() == 0) {
+		char err[300];
+
+		if (mw_store_chown(st->store, pw->pw_uid, pw->pw_gid, err,
+			sizeof(err)) != 0)
+			startup_fail("state_store %s: %s", cfg->state_store,
+			    err);
+	}
 	drop_privileges(cfg, pw);
 
 	/*

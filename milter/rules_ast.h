@@ -90,7 +90,9 @@ enum cond_kind {
 	C_MACRO_EQ,
 	C_MACRO_RE,
 	C_VAR_SET,
-	C_VAR_EQ
+	C_VAR_EQ,
+	C_RATELIMIT, /* limit (rules_limit.c) */
+	C_GREYLISTED
 };
 
 enum numop { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
@@ -109,6 +111,7 @@ struct cond {
 	pcre2_code *re;
 	const struct list *list;
 	struct list *inline_list; /* owned, for `in { ... }` */
+	struct limit *limit;      /* owned, C_RATELIMIT */
 };
 
 enum act_kind {
@@ -168,6 +171,8 @@ struct mw_ruleset {
 	pcre2_match_context *mctx;
 	/* The predefined lists the role fields use (NULL when absent). */
 	const struct list *trusted, *submission, *logins;
+	bool uses_store;    /* ratelimit or greylisted somewhere */
+	bool uses_greylist; /* greylisted somewhere */
 };
 
 /* Lists (rules_list.c). */
@@ -195,6 +200,10 @@ const char *mw_list_type_name(enum list_type t);
  * fit.
  */
 bool mw_norm_address(const char *addr, char *out, size_t size);
+
+/* Stateful conditions (rules_limit.c): 1 limited, 0 not, -1 error. */
+struct limit;
+int mw_limit_eval(const struct cond *c, const struct mw_eval *ev);
 
 #define RE_MATCH_LIMIT 1000000
 #define RE_DEPTH_LIMIT 10000

@@ -122,6 +122,7 @@ mw_rp_cond_free(struct cond *c)
 	if (c->re != NULL)
 		pcre2_code_free(c->re);
 	mw_list_free(c->inline_list);
+	mw_rp_limit_free(c->limit);
 	free(c);
 }
 
@@ -470,6 +471,10 @@ parse_predicate(struct parser *p, enum mw_phase ph)
 		p->cond_depth--;
 		return c;
 	}
+	if (mw_rp_is_word(p, "ratelimit"))
+		return mw_rp_parse_ratelimit(p, ph);
+	if (mw_rp_is_word(p, "greylisted"))
+		return mw_rp_parse_greylisted(p, ph);
 	if (mw_rp_is_word(p, "true")) {
 		mw_rp_next(p);
 		return cond_new(C_TRUE);

@@ -44,6 +44,11 @@ bool mw_rp_parse_items(struct parser *p, struct list *l);
 /* Conditions (rules_cond.c). */
 struct cond *mw_rp_parse_or(struct parser *p, enum mw_phase ph);
 void mw_rp_cond_free(struct cond *c);
+
+/* rules_limit.c: "ratelimit ..." and "greylisted" at the lookahead. */
+struct cond *mw_rp_parse_ratelimit(struct parser *p, enum mw_phase ph);
+struct cond *mw_rp_parse_greylisted(struct parser *p, enum mw_phase ph);
+void mw_rp_limit_free(struct limit *l);
 bool mw_rp_check_header_name(struct parser *p, const char *name);
 
 #endif

@@ -14,9 +14,17 @@
 
 #include "mw_log.h"
 #include "mw_state.h"
+#include "mw_store.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mw_state *current; /* guarded by current_lock */
+static bool offline;             /* set once, before any build */
+
+void
+mw_state_set_offline(bool off)
+{
+	offline = off;
+}
 
 static bool
 key_exists(const void *arg, const char *name)
@@ -73,6 +81,20 @@ mw_state_build(const char *path, const char *const *overrides,
 		return NULL;
 	}
 	st->dkim = dkim;
+	/* Opened only when a rule counts or greylists, and not offline. */
+	if (mw_rules_uses_store(rules) && !offline) {
+		char err[300];
+
+		st->store = mw_store_get(cfg->state_store,
+		    (size_t)cfg->state_store_max_bytes,
+		    (unsigned)cfg->state_store_timeout, err, sizeof(err));
+		if (st->store == NULL) {
+			mw_diag_error(diag, cfg->path, 0, 0,
+			    "state_store %s: %s", cfg->state_store, err);
+			mw_state_unref(st);
+			return NULL;
+		}
+	}
 	atomic_init(&st->refs, 1);
 	st->generation = 1;
 	st->cfg = cfg;
@@ -130,6 +152,7 @@ mw_state_unref(struct mw_state *st)
 		mw_rules_log_counters(st->rules, st->generation);
 	mw_rules_free(st->rules);
 	mw_dkim_free(st->dkim);
+	mw_store_put(st->store);
 	mw_config_free(st->cfg);
 	free(st);
 }
