@@ -188,6 +188,7 @@ struct mw_eval {
 	const char *const *dkim_domains; /* with a passing signature */
 	size_t ndkim_domains;
 	struct mw_limit_env *limits; /* NULL: stateful conditions are false */
+	int64_t now;                 /* seconds since the epoch */
 	const char *(*macro)(const void *arg, const char *name);
 	const void *macro_arg;
 	struct mw_fx *fx;      /* where this phase's effects go */

@@ -548,6 +548,7 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	ev->session = c->id;
 	ev->trace = c->trace;
 	ev->trace_arg = c->trace_arg;
+	ev->now = (int64_t)(engine_clock() / 1000000);
 	if (c->st->store != NULL) {
 		const struct mw_config *cfg = c->st->cfg;
 		struct mw_limit_env *l = &c->lim;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mw_checks.h"
 #include "mw_log.h"
 #include "mw_text.h"
 #include "rules_ast.h"
@@ -314,6 +315,7 @@ field_type(enum field f)
 	case F_SIZE:
 	case F_SCORE:
 	case F_HFROM_COUNT:
+	case F_DATE_AGE:
 	case F_HFROM_BOXES: return FT_NUMBER;
 	case F_HFROM: return FT_ADDRESS;
 	case F_HFROM_DOMAIN:
@@ -326,6 +328,12 @@ field_type(enum field f)
 	case F_RCPT_ROUTED:
 	case F_RCPT_MALFORMED:
 	case F_HFROM_MALFORMED:
+	case F_HELO_BARE_IP:
+	case F_HELO_BAD_CHARS:
+	case F_HELO_OURS:
+	case F_HELO_MATCHES:
+	case F_CLIENT_UNKNOWN:
+	case F_DATE_MALFORMED:
 	case F_HFROM_OWNED: return FT_BOOL;
 	default: return FT_STRING;
 	}
@@ -421,6 +429,45 @@ header_from_owned(const struct mw_ruleset *rs, const struct mw_eval *ev)
 	return true;
 }
 
+/* The value of the first header called name, NULL if none. */
+static const char *
+header_value(const struct mw_eval *ev, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ev->nheaders; i++)
+		if (strcasecmp(ev->headers[i].name, name) == 0)
+			return ev->headers[i].value;
+	return NULL;
+}
+
+/*
+ * helo_ours -- the client says it is us: the MTA's own name (macro j),
+ * one of our domains, or the address it connected to.
+ */
+static bool
+helo_ours(const struct mw_ruleset *rs, const struct mw_eval *ev)
+{
+	const char *j =
+	    ev->macro != NULL ? ev->macro(ev->macro_arg, "j") : NULL;
+	const char *addr =
+	    ev->macro != NULL ? ev->macro(ev->macro_arg, "daemon_addr") : NULL;
+	const struct list *local = mw_list_find(rs, "local_domains");
+	char lit[80];
+
+	if (ev->helo == NULL || *ev->helo == '\0')
+		return false;
+	if (j != NULL && *j != '\0' && strcasecmp(ev->helo, j) == 0)
+		return true;
+	if (addr != NULL && *addr != '\0') {
+		snprintf(lit, sizeof(lit), "[%s]", addr);
+		if (strcmp(ev->helo, addr) == 0 || strcmp(ev->helo, lit) == 0)
+			return true;
+	}
+	return local != NULL && !is_address_literal(ev->helo) &&
+	    mw_list_has_domain(local, ev->helo);
+}
+
 static bool
 field_bool(const struct mw_ruleset *rs, const struct mw_eval *ev, enum field f)
 {
@@ -445,6 +492,21 @@ field_bool(const struct mw_ruleset *rs, const struct mw_eval *ev, enum field f)
 	case F_HELO_ADDRLIT:
 		return ev->helo != NULL && is_address_literal(ev->helo);
 	case F_HELO_FQDN: return ev->helo != NULL && is_fqdn(ev->helo);
+	case F_HELO_BARE_IP:
+		return ev->helo != NULL && mw_helo_bare_ip(ev->helo);
+	case F_HELO_BAD_CHARS:
+		return ev->helo != NULL && mw_helo_bad_chars(ev->helo);
+	case F_HELO_OURS: return helo_ours(rs, ev);
+	case F_HELO_MATCHES:
+		return ev->helo != NULL &&
+		    mw_helo_matches(ev->helo, ev->client_name);
+	case F_CLIENT_UNKNOWN: return mw_client_unknown(ev->client_name);
+	case F_DATE_MALFORMED: {
+		const char *d = header_value(ev, "Date");
+		int64_t when;
+
+		return d != NULL && !mw_date_parse(d, &when);
+	}
 	case F_TLS:
 		return ev->tls_version != NULL && ev->tls_version[0] != '\0';
 	case F_AUTHENTICATED:
@@ -462,6 +524,15 @@ field_number(const struct mw_eval *ev, enum field f)
 	case F_SCORE: return ev->fx != NULL ? ev->fx->score : 0;
 	case F_HFROM_COUNT: return (double)ev->hfrom_headers;
 	case F_HFROM_BOXES: return ev->hfrom != NULL ? (double)ev->hfrom->n : 0;
+	case F_DATE_AGE: {
+		const char *d = header_value(ev, "Date");
+		int64_t when;
+
+		/* No Date, or one that cannot be read: see the other fields. */
+		if (d == NULL || !mw_date_parse(d, &when))
+			return 0;
+		return (double)(ev->now - when) / 3600.0;
+	}
 	default: return 0;
 	}
 }
@@ -789,6 +860,37 @@ interpolate(const char *text, const struct mw_eval *ev, const char *rule_id,
 			snprintf(val, sizeof(val), "%g",
 			    ev->fx != NULL ? ev->fx->score : 0.0);
 			v = val;
+		} else if (IS("tests")) {
+			/* SpamAssassin's tests=: the labels, without points. */
+			size_t i, vo = 0;
+
+			val[0] = '\0';
+			for (i = 0; ev->fx != NULL && i < ev->fx->nlabels;
+			     i++) {
+				const char *l = ev->fx->labels[i];
+				size_t ln = strcspn(l, "=");
+
+				if (vo + ln + 2 >= sizeof(val))
+					break;
+				if (vo > 0)
+					val[vo++] = ',';
+				memcpy(val + vo, l, ln);
+				vo += ln;
+				val[vo] = '\0';
+			}
+			if (vo == 0)
+				snprintf(val, sizeof(val), "none");
+			v = val;
+		} else if (IS("spam")) {
+			/* "Yes" once the score reaches the variable
+			 * spam_threshold. */
+			const char *t = ev->fx != NULL
+			    ? mw_fx_var(ev->fx, "spam_threshold")
+			    : NULL;
+			double th = t != NULL ? strtod(t, NULL) : 5.0;
+
+			v = ev->fx != NULL && ev->fx->score >= th ? "Yes"
+								  : "No";
 		} else if (IS("labels")) {
 			size_t i, vo = 0;
 

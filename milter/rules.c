@@ -39,7 +39,7 @@ static const char *const phase_names[MW_PH_COUNT] = { "connect", "helo", "mail",
 /* Names usable in %{...} of texts. */
 static const char *const interp_names[] = { "client.ip", "client.name", "helo",
 	"from", "rcpt", "auth.user", "score", "labels", "rule", "queue-id",
-	"header.from", "retry", NULL };
+	"header.from", "retry", "tests", "spam", NULL };
 
 const char *
 mw_phase_name(enum mw_phase ph)

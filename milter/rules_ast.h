@@ -52,7 +52,14 @@ enum field {
 	F_HFROM_OWNED,
 	F_HFROM_DOMAINS, /* any mailbox's domain */
 	F_DKIM,          /* verification summary */
-	F_DKIM_DOMAINS   /* any domain with a passing signature */
+	F_HELO_BARE_IP,
+	F_HELO_BAD_CHARS,
+	F_HELO_OURS,
+	F_HELO_MATCHES,
+	F_CLIENT_UNKNOWN,
+	F_DATE_AGE,
+	F_DATE_MALFORMED,
+	F_DKIM_DOMAINS /* any domain with a passing signature */
 };
 
 enum ftype { FT_STRING, FT_DOMAIN, FT_ADDRESS, FT_IP, FT_NUMBER, FT_BOOL };

@@ -62,6 +62,14 @@ static const struct field_def {
 	{ "header.from.owned", F_HFROM_OWNED, FT_BOOL, MW_PH_EOH, false },
 	{ "header.from.domains", F_HFROM_DOMAINS, FT_DOMAIN, MW_PH_EOH, false },
 	{ "dkim", F_DKIM, FT_STRING, MW_PH_BODY, false },
+	{ "helo.bare-ip", F_HELO_BARE_IP, FT_BOOL, MW_PH_HELO, false },
+	{ "helo.bad-chars", F_HELO_BAD_CHARS, FT_BOOL, MW_PH_HELO, false },
+	{ "helo.ours", F_HELO_OURS, FT_BOOL, MW_PH_HELO, false },
+	{ "helo.matches-client", F_HELO_MATCHES, FT_BOOL, MW_PH_HELO, false },
+	{ "client.unknown", F_CLIENT_UNKNOWN, FT_BOOL, MW_PH_CONNECT, false },
+	{ "header.date.age", F_DATE_AGE, FT_NUMBER, MW_PH_EOH, false },
+	{ "header.date.malformed", F_DATE_MALFORMED, FT_BOOL, MW_PH_EOH,
+	    false },
 	{ "dkim.domains", F_DKIM_DOMAINS, FT_DOMAIN, MW_PH_BODY, false },
 };
 
