@@ -189,6 +189,7 @@ struct mw_eval {
 	size_t ndkim_domains;
 	struct mw_limit_env *limits; /* NULL: stateful conditions are false */
 	int64_t now;                 /* seconds since the epoch */
+	bool local_submission;       /* role "local": sendmail(1) via Postfix */
 	const char *(*macro)(const void *arg, const char *name);
 	const void *macro_arg;
 	struct mw_fx *fx;      /* where this phase's effects go */

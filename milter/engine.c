@@ -510,6 +510,23 @@ mw_engine_set_clock(uint64_t (*fn)(void))
 	engine_clock = fn != NULL ? fn : real_clock;
 }
 
+/*
+ * is_local_submission -- Postfix's non_smtpd_milters path (sendmail(1),
+ * pickup, cleanup): a simulated session from localhost that already has a
+ * queue id at MAIL FROM, which an SMTP session never has that early.
+ */
+static bool
+is_local_submission(const struct mw_conn *c)
+{
+	const char *qid = mw_conn_macro(c, "i");
+
+	return qid != NULL && *qid != '\0' && c->client_name != NULL &&
+	    strcasecmp(c->client_name, "localhost") == 0 &&
+	    c->client_addr != NULL &&
+	    (strcmp(c->client_addr, "127.0.0.1") == 0 ||
+		strcmp(c->client_addr, "::1") == 0);
+}
+
 /* After the rules ran: what the stateful conditions saw. */
 static void
 limits_done(struct mw_conn *c)
@@ -549,6 +566,7 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	ev->trace = c->trace;
 	ev->trace_arg = c->trace_arg;
 	ev->now = (int64_t)(engine_clock() / 1000000);
+	ev->local_submission = c->local_submission;
 	if (c->st->store != NULL) {
 		const struct mw_config *cfg = c->st->cfg;
 		struct mw_limit_env *l = &c->lim;
@@ -605,6 +623,19 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
 		return eng_cont(r);
 	verdict = mw_rules_run(rs, ph, ev, &d);
 	limits_done(c);
+	/*
+	 * Local submission cannot be refused: Postfix would bounce what a
+	 * local program handed it.  The rule is logged, the mail goes on.
+	 */
+	if (c->local_submission &&
+	    (verdict == MW_V_REJECT || verdict == MW_V_TEMPFAIL ||
+		verdict == MW_V_DISCARD)) {
+		mw_notice("%s: rule=%s would refuse local submission (Postfix "
+			  "non_smtpd_milters): not applied",
+		    mw_conn_macro(c, "i") ? mw_conn_macro(c, "i") : "NOQUEUE",
+		    d.rule != NULL ? d.rule : "?");
+		verdict = MW_V_CONTINUE;
+	}
 	switch (verdict) {
 	case MW_V_CONTINUE: return eng_cont(r);
 	case MW_V_ERROR: return mw_engine_failure(c, d.text, r);
@@ -794,6 +825,7 @@ mw_eng_mail(struct mw_conn *c, const char *sender,
 			    "out of memory at MAIL FROM", r);
 	}
 	c->msg->esmtp_size = esmtp_size(esmtp_args);
+	c->local_submission = is_local_submission(c);
 	eval_setup(c, &ev, NULL);
 	return run_rules(c, MW_PH_MAIL, &ev, r);
 }

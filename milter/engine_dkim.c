@@ -52,7 +52,9 @@ eng_dkim_key_error(struct mw_conn *c, const char *what, struct mw_reply *r)
 	mw_dkim_job_free(m->dkim);
 	m->dkim = NULL;
 	m->dkim_signing = false;
-	if (c->st->cfg->dkim_on_key_error == MW_ON_ERROR_ACCEPT) {
+	/* Local submission cannot be refused either (see run_rules). */
+	if (c->st->cfg->dkim_on_key_error == MW_ON_ERROR_ACCEPT ||
+	    c->local_submission) {
 		mw_warn("%s: dkim=error reason=\"%s\": passing it unsigned "
 			"(dkim_on_key_error = accept)",
 		    mw_conn_macro(c, "i") ? mw_conn_macro(c, "i") : "NOQUEUE",

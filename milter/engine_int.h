@@ -64,6 +64,7 @@ struct mw_conn {
 	size_t nmacros;
 	unsigned long nmsgs;     /* messages completed or aborted */
 	bool accepted;           /* a rule accepted the connection */
+	bool local_submission;   /* Postfix non_smtpd_milters: never refuse */
 	struct mw_fx fx;         /* effects of connect and helo rules */
 	struct mw_fx connect_fx; /* of connect rules: each HELO starts here */
 	void *match_data;        /* PCRE2 match data of this session */

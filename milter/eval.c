@@ -244,6 +244,8 @@ local_of(const char *addr, char *buf, size_t size)
 static const char *
 role_of(const struct mw_ruleset *rs, const struct mw_eval *ev)
 {
+	if (ev->local_submission)
+		return "local";
 	if (rs->submission != NULL && ev->listener != NULL &&
 	    mw_strset_contains(rs->submission->strings, ev->listener,
 		strlen(ev->listener)))
@@ -1181,6 +1183,8 @@ mw_rules_outbound(const struct mw_ruleset *rs, const struct mw_eval *ev)
 {
 	if (ev->auth_user != NULL && ev->auth_user[0] != '\0')
 		return "authenticated";
+	if (ev->local_submission)
+		return "local-submission";
 	if (field_bool(rs, ev, F_TRUSTED))
 		return "trusted";
 	if (strcmp(role_of(rs, ev), "submission") == 0)

@@ -889,3 +889,378 @@ send_port() {
 	echo "=== swaks exit status $rc" >>"$out"
 	cat "$out"
 }
+
+# ---------------------------------------------------------------- DKIM: keys, local DNS, independent verifiers
+#
+# Keys, public-key records, a DNS server on loopback that serves them (dnsmasq), and two
+# verifiers outside milter-warden: python3-dkim (no code in common with it) and OpenDKIM's
+# own (opendkim -t: libopendkim like milter-warden, but OpenDKIM's message handling around
+# it, so what milter-warden fed the library is checked too). Both read the public keys from $DKIM_RECORDS, not from DNS, so their verdict
+# on a captured message depends on nothing the test's DNS server does. Messages for the
+# verification tests are signed by OpenDKIM (opendkim -t in sign mode, dkim_od_sign).
+# Needs the packages opendkim, python3-dkim (with python3-nacl and python3-dnspython) and
+# dnsmasq-base (tests/install-deps).
+#
+#     dkim_keygen rsa1 rsa                 # $T/dkim/rsa1.key, $T/dkim/rsa1.txt
+#     dkim_publish sel1 example.org rsa1   # in $DKIM_RECORDS and in DNS
+#     dns_start                            # dnsmasq on 127.0.0.1:$DNS_PORT
+#     mw_config dkim_keys="example.org:sel1:$(dkim_key rsa1)" dns_servers="127.0.0.1:$DNS_PORT"
+#     ...send, then sink_one TOKEN...; dkim_unsink "$SINK_FILE" "$T/msg/got.eml"
+#     dkim_assert_verified "$T/msg/got.eml" 1 "the relayed message verifies"
+
+DKIM_TOOL="$MW_TOP/tests/integration/dkim-tool.py"
+DKIM_DIR=
+DKIM_RECORDS=
+DNS_PORT=
+DNS_PID=
+declare -a DNS_TXT=()     # "NAME<TAB>TXT-DATA", what dnsmasq serves
+declare -a DNS_LOCAL=()   # domains answered locally: NXDOMAIN for every name not in DNS_TXT
+declare -a DNS_SILENT=()  # domains forwarded to a port where nobody answers (DNS timeouts)
+
+# dkim_init: the key directory $DKIM_DIR ($T/dkim) and an empty $DKIM_RECORDS; called by the
+# functions below when needed.
+dkim_init() {
+	[[ -n $DKIM_DIR ]] && return 0
+	local tool
+	for tool in openssl /usr/sbin/opendkim /usr/sbin/dnsmasq; do
+		command -v "$tool" >/dev/null ||
+			fail "$tool not found (packages openssl, opendkim, dnsmasq-base)"
+	done
+	"$PY" -c 'import dkim, nacl' 2>/dev/null ||
+		fail "$PY cannot import dkim and nacl (packages python3-dkim, python3-nacl)"
+	DKIM_DIR=$T/dkim
+	mkdir -p "$DKIM_DIR/od"
+	chmod 0755 "$DKIM_DIR"
+	DKIM_RECORDS=$DKIM_DIR/records
+	: >"$DKIM_RECORDS"
+	chmod 0644 "$DKIM_RECORDS"
+}
+
+# dkim_keygen NAME TYPE: a new private key $T/dkim/NAME.key (PEM, PKCS#8 as openssl genpkey
+# writes it; owner milter-warden, mode 0600, so reloads after the privilege drop can read it)
+# and its DKIM public-key record in $T/dkim/NAME.txt. TYPE: rsa (2048 bits), rsa1024,
+# rsa3072, ed25519. RSA: p= is the base64 DER SubjectPublicKeyInfo; Ed25519 (RFC 8463):
+# k=ed25519 and p= the base64 raw 32-byte public key.
+dkim_keygen() {
+	local name=$1 type=$2 key txt pub
+	dkim_init
+	key=$DKIM_DIR/$name.key
+	txt=$DKIM_DIR/$name.txt
+	(
+		umask 077
+		case $type in
+		rsa | rsa2048) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$key" ;;
+		rsa1024) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out "$key" ;;
+		rsa3072) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$key" ;;
+		ed25519) openssl genpkey -algorithm ed25519 -out "$key" ;;
+		*) exit 2 ;;
+		esac
+	) 2>>"$T/log/dkim-keygen.log" || fail "harness: cannot make a $type key $key"
+	chown "$MW_USER:" "$key"
+	chmod 0600 "$key"
+	case $type in
+	ed25519)
+		# The DER SubjectPublicKeyInfo of an Ed25519 key is 12 bytes of algorithm
+		# identifier followed by the 32-byte key.
+		pub=$(openssl pkey -in "$key" -pubout -outform DER | tail -c 32 | base64 -w0)
+		printf 'v=DKIM1; k=ed25519; p=%s\n' "$pub" >"$txt"
+		;;
+	*)
+		pub=$(openssl pkey -in "$key" -pubout -outform DER | base64 -w0)
+		printf 'v=DKIM1; k=rsa; p=%s\n' "$pub" >"$txt"
+		;;
+	esac
+	[[ -n $pub ]] || fail "harness: no public key from $key"
+}
+
+# dkim_key NAME: the path of key NAME.
+dkim_key() { printf '%s\n' "$DKIM_DIR/$1.key"; }
+
+# dkim_txt NAME: the public-key record of key NAME.
+dkim_txt() { cat "$DKIM_DIR/$1.txt"; }
+
+# dkim_publish SELECTOR DOMAIN NAME: publish key NAME as SELECTOR._domainkey.DOMAIN, for the
+# verifiers ($DKIM_RECORDS) and for DNS (from the next dns_start or dns_restart).
+# dkim_publish_txt SELECTOR DOMAIN TXT: the same with a record given as text.
+dkim_publish() { dkim_publish_txt "$1" "$2" "$(dkim_txt "$3")"; }
+dkim_publish_txt() {
+	local name="$1._domainkey.$2"
+	dkim_init
+	printf '%s %s\n' "$name" "$3" >>"$DKIM_RECORDS"
+	DNS_TXT+=("$name"$'\t'"$3")
+	dns_local "$2"
+}
+
+# dkim_unpublish SELECTOR DOMAIN: remove SELECTOR._domainkey.DOMAIN from DNS (from the next
+# dns_restart); the verifiers' $DKIM_RECORDS keeps it.
+dkim_unpublish() {
+	local name="$1._domainkey.$2" i
+	for i in "${!DNS_TXT[@]}"; do
+		[[ ${DNS_TXT[$i]%%$'\t'*} == "$name" ]] && unset "DNS_TXT[$i]"
+	done
+	DNS_TXT=("${DNS_TXT[@]}")
+}
+
+# dns_local DOMAIN: the DNS server answers every name under DOMAIN itself (NXDOMAIN for a
+# name not published): a selector with no key is a clean "no such key".
+dns_local() {
+	[[ " ${DNS_LOCAL[*]} " == *" $1 "* ]] || DNS_LOCAL+=("$1")
+}
+
+# dns_silent DOMAIN: queries for names under DOMAIN get no answer at all (forwarded to a
+# port nobody listens on): the resolver times out, a temporary DNS failure.
+dns_silent() {
+	[[ " ${DNS_SILENT[*]} " == *" $1 "* ]] || DNS_SILENT+=("$1")
+}
+
+# dns_start: dnsmasq on 127.0.0.1:$DNS_PORT (a free port, UDP and TCP), serving DNS_TXT,
+# authoritative-like for DNS_LOCAL, silent for DNS_SILENT, REFUSED for anything else; no
+# upstream server, no /etc/hosts, nothing sent off the machine. Queries are logged in
+# $T/log/dnsmasq.log. Stopped by dns_stop or the EXIT trap (its pid is in MW_EXTRA_PIDS).
+dns_start() {
+	local -a args
+	local entry name txt chunk d i dead
+	dkim_init
+	[[ -z $DNS_PID ]] || fail "harness: dnsmasq already running"
+	[[ -n $DNS_PORT ]] || DNS_PORT=$(dns_free_port)
+	args=(--keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --no-poll
+		--bind-interfaces --listen-address=127.0.0.1 --port="$DNS_PORT" --pid-file=
+		--user=nobody --cache-size=0 --log-queries --log-facility="$T/log/dnsmasq.log")
+	for d in "${DNS_LOCAL[@]}"; do args+=("--local=/$d/"); done
+	if ((${#DNS_SILENT[@]} > 0)); then
+		dead=$(dns_free_port)
+		for d in "${DNS_SILENT[@]}"; do args+=("--server=/$d/127.0.0.1#$dead"); done
+	fi
+	for entry in "${DNS_TXT[@]}"; do
+		name=${entry%%$'\t'*}
+		txt=${entry#*$'\t'}
+		# One TXT record, split into character-strings of at most 255 bytes (a 2048-bit
+		# RSA record is about 410); a verifier joins them. No quotes: dnsmasq removes them
+		# in its configuration file only, on the command line they would be data; the
+		# records hold no comma.
+		[[ $txt != *,* ]] || fail "harness: a TXT record with a comma: $txt"
+		chunk=
+		while [[ -n $txt ]]; do
+			chunk+=",${txt:0:255}"
+			txt=${txt:255}
+		done
+		args+=("--txt-record=$name$chunk")
+	done
+	/usr/sbin/dnsmasq "${args[@]}" </dev/null >>"$T/log/dnsmasq.log" 2>&1 &
+	DNS_PID=$!
+	MW_EXTRA_PIDS+=("$DNS_PID")
+	for ((i = 0; i < 50; i++)); do
+		"$PY" "$HARNESS_PY" is-listening "$DNS_PORT" && {
+			note "dnsmasq serving ${#DNS_TXT[@]} key record(s) on 127.0.0.1:$DNS_PORT, pid $DNS_PID"
+			return 0
+		}
+		alive "$DNS_PID" || {
+			sed 's/^/  | /' "$T/log/dnsmasq.log" >&2
+			fail "dnsmasq exited during startup"
+		}
+		sleep 0.1
+	done
+	fail "dnsmasq not listening on 127.0.0.1:$DNS_PORT after 5s"
+}
+
+# dns_free_port: a port free for both TCP and UDP on 127.0.0.1.
+dns_free_port() {
+	"$PY" - <<'PYEOF'
+import socket
+for _ in range(50):
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port))
+    except OSError:
+        t.close()
+        continue
+    u.close()
+    t.close()
+    print(port)
+    break
+PYEOF
+}
+
+# dns_stop: stop dnsmasq (the port is kept for a dns_start that follows).
+dns_stop() {
+	[[ -n $DNS_PID ]] || return 0
+	kill -TERM "$DNS_PID" 2>/dev/null || true
+	wait_gone "$DNS_PID" 5 || kill -KILL "$DNS_PID" 2>/dev/null || true
+	wait "$DNS_PID" 2>/dev/null || true
+	DNS_PID=
+}
+
+# dns_restart: serve the current records (dnsmasq reads --txt-record only at start).
+dns_restart() {
+	dns_stop
+	dns_start
+}
+
+# dns_query NAME: the TXT data dnsmasq serves for NAME (character-strings joined), or
+# "RCODE" (e.g. NXDOMAIN) when there is none; to check the test's own DNS.
+dns_query() {
+	"$PY" - "$1" "$DNS_PORT" <<'PYEOF'
+import sys
+import dns.message, dns.query, dns.rcode
+q = dns.message.make_query(sys.argv[1], "TXT")
+try:
+    r = dns.query.udp(q, "127.0.0.1", port=int(sys.argv[2]), timeout=2)
+except Exception as e:
+    print("TIMEOUT" if "timed out" in str(e) else "ERROR %s" % e)
+    sys.exit(0)
+txt = [b"".join(a.strings).decode() for rr in r.answer for a in rr]
+print(txt[0] if txt else dns.rcode.to_text(r.rcode()))
+PYEOF
+}
+
+# dkim_unsink SINKFILE OUT: the message as Postfix relayed it (see dkim-tool.py unsink).
+dkim_unsink() {
+	"$PY" "$DKIM_TOOL" unsink "$1" "$2" || fail "cannot recover the relayed message from $1"
+}
+
+# dkim_capture TOKEN OUT WHAT: exactly one delivered message carries TOKEN (sink_one); it is
+# written to OUT as Postfix relayed it.
+dkim_capture() {
+	sink_one "$1" "$3"
+	dkim_unsink "$SINK_FILE" "$2"
+}
+
+# dkim_verify_py MSG / dkim_verify_od MSG: one line per DKIM-Signature of MSG, top one
+# first: "RESULT d=... s=... a=... [reason]" from python3-dkim / from OpenDKIM.
+dkim_verify_py() {
+	"$PY" "$DKIM_TOOL" verify-py "$1" "$DKIM_RECORDS" 2>&1 || echo "error: python3-dkim verifier failed"
+}
+dkim_verify_od() {
+	"$PY" "$DKIM_TOOL" verify-od "$1" "$DKIM_RECORDS" "$DKIM_DIR/od" 2>&1 ||
+		echo "error: opendkim verifier failed"
+}
+
+# dkim_sigs MSG: the tags of each DKIM-Signature ("pos=N a=... d=... s=... c=... h=..."),
+# dkim_fields MSG: the header field names in order, dkim_ar MSG: the Authentication-Results
+# clauses ("AUTHSERV-ID<TAB>dkim=RESULT header.d=... ..."); see dkim-tool.py.
+dkim_sigs() { "$PY" "$DKIM_TOOL" sigs "$1"; }
+dkim_fields() { "$PY" "$DKIM_TOOL" fields "$1"; }
+dkim_ar() { "$PY" "$DKIM_TOOL" ar "$1"; }
+
+# dkim_assert_verified MSG N WHAT: MSG carries exactly N DKIM signatures and python3-dkim
+# and OpenDKIM both verify every one of them.
+dkim_assert_verified() {
+	local msg=$1 n=$2 what=$3 v verdicts
+	for v in py od; do
+		verdicts=$("dkim_verify_$v" "$msg")
+		if [[ $(grep -c . <<<"$verdicts") != "$n" ]] || grep -qv '^pass ' <<<"$verdicts"; then
+			printf -- '--- %s verdicts:\n%s\n--- signatures:\n%s\n' "$v" "$verdicts" \
+				"$(dkim_sigs "$msg")" | sed 's/^/  > /' >&2
+			fail "$what: expected $n signature(s), all passing ($([[ $v == py ]] && echo python3-dkim || echo OpenDKIM))"
+		fi
+		note "ok: $what ($([[ $v == py ]] && echo python3-dkim || echo OpenDKIM): $(tr '\n' ';' <<<"$verdicts" | sed 's/;$//'))"
+	done
+}
+
+# dkim_assert_not_verified MSG WHAT: MSG carries at least one signature and both verifiers
+# fail every one of them (fail or permerror, not merely "no verdict").
+dkim_assert_not_verified() {
+	local msg=$1 what=$2 v verdicts
+	for v in py od; do
+		verdicts=$("dkim_verify_$v" "$msg")
+		if [[ -z $verdicts ]] || grep -Eqv '^(fail|permerror) ' <<<"$verdicts"; then
+			printf -- '--- %s verdicts:\n%s\n' "$v" "$verdicts" | sed 's/^/  > /' >&2
+			fail "$what: expected every signature to fail ($([[ $v == py ]] && echo python3-dkim || echo OpenDKIM))"
+		fi
+		note "ok: $what ($([[ $v == py ]] && echo python3-dkim || echo OpenDKIM): $(tr '\n' ';' <<<"$verdicts" | sed 's/;$//'))"
+	done
+}
+
+# dkim_od_sign IN OUT DOMAIN SELECTOR KEYNAME [ALG]: sign IN with OpenDKIM's signer
+# (opendkim -t, relaxed/relaxed, ALG rsa-sha256 by default or ed25519-sha256); OUT is IN with
+# OpenDKIM's DKIM-Signature on top. Sign OUT again for a second signature.
+dkim_od_sign() {
+	dkim_init
+	"$PY" "$DKIM_TOOL" od-sign "$1" "$2" "$DKIM_DIR/od" "$3" "$4" "$(dkim_key "$5")" "${6:-rsa-sha256}" ||
+		fail "harness: OpenDKIM could not sign $1 for $3 with $5"
+}
+
+# dkim_body_edit IN OUT: OUT is IN with one character of its body changed (the last 'e'
+# of the body becomes 'E', or an "x" appended to its last line).
+dkim_body_edit() {
+	"$PY" - "$1" "$2" <<'PYEOF'
+import sys
+m = open(sys.argv[1], "rb").read()
+sep = b"\r\n\r\n" if b"\r\n\r\n" in m else b"\n\n"
+h, b = m.split(sep, 1)
+i = b.rfind(b"e")
+b = b[:i] + b"E" + b[i + 1:] if i >= 0 else b.rstrip(b"\r\n") + b"x\r\n"
+open(sys.argv[2], "wb").write(h + sep + b)
+PYEOF
+}
+
+# dkim_add_header IN OUT "Name: value": OUT is IN with one more header field on top.
+dkim_add_header() {
+	{
+		printf '%s\r\n' "$3"
+		cat "$1"
+	} >"$2"
+}
+
+# dkim_field MSG N: header field number N of MSG (0 = the first), unfolded on one line.
+dkim_field() { "$PY" "$DKIM_TOOL" field "$1" "$2"; }
+
+# dkim_assert_signed MSG WHAT "d=DOMAIN s=SELECTOR a=ALG"...: MSG (as Postfix relayed it, from
+# dkim_capture) carries exactly these DKIM signatures, in any order, as its first header
+# fields, followed by Postfix's own Received field (the signatures went in above it); each
+# is relaxed/relaxed, covers From at least twice in h= (oversigned: a From added later breaks
+# it) and has no l=; and python3-dkim and OpenDKIM both verify every one.
+dkim_assert_signed() {
+	local msg=$1 what=$2 spec d s a sigs line n h i
+	shift 2
+	sigs=$(dkim_sigs "$msg")
+	n=$#
+	if [[ $(grep -c . <<<"$sigs") != "$n" ]]; then
+		printf -- '--- signatures found:\n%s\n' "${sigs:-(none)}" | sed 's/^/  > /' >&2
+		fail "$what: expected $n DKIM-Signature field(s): $*"
+	fi
+	for spec in "$@"; do
+		d=$(sed -n 's/.*d=\([^ ]*\).*/\1/p' <<<"$spec")
+		s=$(sed -n 's/.*s=\([^ ]*\).*/\1/p' <<<"$spec")
+		a=$(sed -n 's/.*a=\([^ ]*\).*/\1/p' <<<"$spec")
+		line=$(grep -F -- " a=$a d=$d s=$s " <<<"$sigs" || true)
+		[[ -n $line ]] || {
+			printf -- '--- signatures found:\n%s\n' "$sigs" | sed 's/^/  > /' >&2
+			fail "$what: no signature with $spec"
+		}
+		[[ $line == *" c=relaxed/relaxed "* ]] || fail "$what: $spec is not c=relaxed/relaxed: $line"
+		h=$(sed -n 's/.* h=\([^ ]*\).*/\1/p' <<<"$line" | tr 'A-Z:' 'a-z\n')
+		(($(grep -cx from <<<"$h") >= 2)) || fail "$what: $spec does not oversign From: $line"
+		[[ $line != *" l="* ]] || fail "$what: $spec has an l= tag: $line"
+	done
+	note "ok: $what: $n signature(s) $*, relaxed/relaxed, From oversigned, no l="
+	for ((i = 0; i < n; i++)); do
+		[[ $(sed -n "$((i + 1))p" <<<"$sigs") == "pos=$i "* ]] || {
+			printf -- '--- header fields:\n%s\n' "$(dkim_fields "$msg" | head -n 8)" | sed 's/^/  > /' >&2
+			fail "$what: the signatures are not the first header fields"
+		}
+	done
+	line=$(dkim_field "$msg" "$n")
+	[[ $line == Received:*" by mx.mw-test.example (Postfix"* ]] || {
+		printf -- '--- header fields:\n%s\n' "$(dkim_fields "$msg" | head -n 8)" | sed 's/^/  > /' >&2
+		fail "$what: field $n after the signature(s) is not Postfix's Received: $line"
+	}
+	note "ok: $what: signature(s) on top, above Postfix's Received field"
+	dkim_assert_verified "$msg" "$n" "$what: verifies"
+}
+
+# dkim_log_line QID: the milter's decision line for Postfix queue id QID (empty if none).
+dkim_log_line() {
+	grep -E "milter-warden\[[0-9]+\]: [A-Za-z]+: $1: .*action=" "$MW_LOG" | tail -n 1 || true
+}
+
+# dkim_py_sign IN OUT DOMAIN SELECTOR KEYNAME [l]: sign IN with python3-dkim (RSA keys only),
+# for variants OpenDKIM does not make: "l" adds an l= tag covering the body as it is now.
+dkim_py_sign() {
+	dkim_init
+	"$PY" "$DKIM_TOOL" py-sign "$1" "$2" "$3" "$4" "$(dkim_key "$5")" "${6:-}" ||
+		fail "harness: python3-dkim could not sign $1 for $3 with $5"
+}
