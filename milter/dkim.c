@@ -16,6 +16,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <resolv.h>
 #include <fnmatch.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -708,6 +710,12 @@ lib_setup(struct mw_dkim *d, const struct mw_config *cfg, struct mw_diag *diag)
 		    "libopendkim could not be initialised");
 		return false;
 	}
+	/*
+	 * dkim_init also (re)initialises this thread's libc resolver state,
+	 * which nothing here uses (lookups go through mw_dns): release it, or
+	 * every reload leaks what res_ninit allocated.
+	 */
+	res_nclose(&_res);
 	if (dkim_options(d->lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
 		sizeof(flags)) != DKIM_STAT_OK ||
 	    dkim_options(d->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
@@ -816,6 +824,12 @@ mw_dkim_free(struct mw_dkim *d)
 		dkim_close(d->lib);
 	mw_dns_free(d->dns);
 	free(d);
+}
+
+const struct mw_dns *
+mw_dkim_resolver(const struct mw_dkim *d)
+{
+	return d->dns;
 }
 
 const char *

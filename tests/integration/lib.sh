@@ -1264,3 +1264,162 @@ dkim_py_sign() {
 	"$PY" "$DKIM_TOOL" py-sign "$1" "$2" "$3" "$4" "$(dkim_key "$5")" "${6:-}" ||
 		fail "harness: python3-dkim could not sign $1 for $3 with $5"
 }
+
+# ---------------------------------------------------------------- Rate limits, greylisting and Redis
+#
+# The state behind the rules' ratelimit and greylisted conditions: an embedded LMDB file in
+# $T/state, or a real redis-server the test starts on a free port of 127.0.0.1 (no
+# persistence: --save '' --appendonly no; run as the redis user when there is one), which it
+# can kill, freeze (SIGSTOP: connections are accepted, nothing is answered), thaw and restart
+# on the same port. A second milter-warden instance ("B": $MWB_CONF, socket $T/run/mwb.sock,
+# pid $MWB_PID) stands behind a second smtpd listener of the private Postfix, so that two
+# daemons share one Redis. Both daemons log into $MW_LOG (each line carries its pid), so the
+# failure diagnostics show both. Needs the package redis-server (tests/install-deps).
+#
+#     redis_start                                   # 127.0.0.1:$REDIS_PORT
+#     mw_config state_store="redis:127.0.0.1:$REDIS_PORT" rules="$T/limits.rules"
+#     mwb_config state_store="redis:127.0.0.1:$REDIS_PORT" rules="$T/limits.rules"
+#     pf_listener PORT_B "smtpd_milters=unix:$T/run/mwb.sock"
+#     it_start; mwb_start
+#     send_port "$PORT_B" --to ...                  # through daemon B
+#     redis_kill; ...; redis_restart                # the same port again
+
+REDIS_PORT=
+REDIS_PID=
+MWB_PID=
+MWB_CONF=
+
+# state_lmdb: the path of an embedded store file in $T/state (a root-owned directory, as
+# "make install" creates /var/lib/milter-warden: the daemon gives the file to its user).
+state_lmdb() {
+	install -d -m 0755 "$T/state"
+	printf '%s\n' "$T/state/state.mdb"
+}
+
+# redis_start: redis-server on 127.0.0.1:$REDIS_PORT (a free port the first time, the same
+# port after redis_kill or redis_stop), empty; waits (bounded) until it answers PING. Its pid
+# ($REDIS_PID) is stopped by the EXIT trap.
+redis_start() {
+	local i
+	local -a run_as=()
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		fail "redis-server or redis-cli not found; run tests/install-deps"
+	fi
+	[[ -z $REDIS_PID ]] || ! alive "$REDIS_PID" || fail "harness: redis-server already running"
+	[[ -n $REDIS_PORT ]] || REDIS_PORT=$("$PY" "$HARNESS_PY" free-ports 1)
+	mkdir -p "$T/redis"
+	if getent passwd redis >/dev/null && command -v setpriv >/dev/null; then
+		chown redis: "$T/redis"
+		run_as=(setpriv --reuid redis --regid redis --init-groups --)
+	fi
+	"${run_as[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
+		--appendonly no --daemonize no --dir "$T/redis" --logfile '' \
+		</dev/null >>"$T/log/redis.log" 2>&1 &
+	REDIS_PID=$!
+	MW_EXTRA_PIDS+=("$REDIS_PID")
+	for ((i = 0; i < 100; i++)); do
+		if [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; then
+			note "redis-server on 127.0.0.1:$REDIS_PORT, pid $REDIS_PID"
+			return 0
+		fi
+		alive "$REDIS_PID" || {
+			sed 's/^/  | /' "$T/log/redis.log" | tail -n 20 >&2
+			fail "redis-server exited during startup"
+		}
+		sleep 0.1
+	done
+	fail "redis-server not answering on 127.0.0.1:$REDIS_PORT after 10s"
+}
+
+# redis_cli ARGS...: one redis-cli command against the test's server.
+redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+# _redis_reap SIGNAL: send SIGNAL to redis-server and wait (bounded) until it is gone.
+_redis_reap() {
+	[[ -n $REDIS_PID ]] || return 0
+	kill -CONT "$REDIS_PID" 2>/dev/null || true
+	kill "-$1" "$REDIS_PID" 2>/dev/null || true
+	wait_gone "$REDIS_PID" 5 || kill -KILL "$REDIS_PID" 2>/dev/null || true
+	wait "$REDIS_PID" 2>/dev/null || true
+	alive "$REDIS_PID" && fail "redis-server (pid $REDIS_PID) does not go away"
+	REDIS_PID=
+}
+
+# redis_kill: SIGKILL, as a crash; redis_stop: SIGTERM, a clean stop. Either way the port
+# stays free for redis_restart and everything the server held is lost.
+redis_kill() {
+	_redis_reap KILL
+	note "redis-server killed (SIGKILL)"
+}
+redis_stop() { _redis_reap TERM; }
+
+# redis_restart: a new, empty redis-server on the same port.
+redis_restart() {
+	_redis_reap TERM
+	redis_start
+}
+
+# redis_freeze / redis_thaw: SIGSTOP / SIGCONT the server: while frozen the kernel still
+# accepts connections and requests, and nothing answers (a hung or overloaded store).
+redis_freeze() {
+	alive "$REDIS_PID" || fail "redis-server is not running"
+	kill -STOP "$REDIS_PID"
+	note "redis-server frozen (SIGSTOP)"
+}
+redis_thaw() {
+	[[ -n $REDIS_PID ]] && kill -CONT "$REDIS_PID" 2>/dev/null
+	note "redis-server thawed (SIGCONT)"
+}
+
+# mwb_config [key=value]...: write $MWB_CONF ($T/mwb.conf), the configuration of the second
+# daemon: the harness defaults with its own socket and pidfile, plus the overrides.
+mwb_config() {
+	MWB_CONF=$T/mwb.conf
+	MW_CONF=$MWB_CONF mw_config "socket=unix:$T/run/mwb.sock" "pidfile=$T/run/mwb.pid" "$@"
+}
+
+# mwb_start [args...]: start the second daemon on $MWB_CONF (mwb_config first) and wait
+# (bounded) until it logs "ready"; its pid is $MWB_PID, stopped by the EXIT trap.
+mwb_start() {
+	local mark i rc
+	[[ -n $MWB_CONF ]] || fail "harness: mwb_config before mwb_start"
+	mark=$(log_mark "$MW_LOG")
+	mw_spawn "$MWB_CONF" "$MW_LOG" "$@"
+	MWB_PID=$SPAWNED_PID
+	MW_EXTRA_PIDS+=("$MWB_PID")
+	for ((i = 0; i < 100 * SCALE; i++)); do
+		if log_since "$MW_LOG" "$mark" | grep -Eq "milter-warden\[$MWB_PID\]: [A-Za-z]+: ready\b"; then
+			note "second milter-warden running, pid $MWB_PID"
+			return 0
+		fi
+		if ! alive "$MWB_PID"; then
+			rc=0
+			wait "$MWB_PID" || rc=$?
+			MWB_PID=
+			fail "second milter-warden exited during startup with status $rc"
+		fi
+		sleep 0.1
+	done
+	fail "second milter-warden did not get ready within $((10 * SCALE))s"
+}
+
+# mwb_stop: SIGTERM the second daemon and require exit status 0.
+mwb_stop() {
+	local rc=0
+	alive "$MWB_PID" || fail "second milter-warden (pid ${MWB_PID:-none}) is not running"
+	kill -TERM "$MWB_PID"
+	wait_gone "$MWB_PID" $((20 * SCALE)) || fail "second milter-warden still running 20s after SIGTERM"
+	wait "$MWB_PID" || rc=$?
+	MWB_PID=
+	assert_eq "$rc" 0 "second milter-warden exit status after SIGTERM"
+}
+
+# mw_restart: stop the daemon (SIGTERM, exit status 0) and start it again on the same
+# configuration: what it remembers across the restart is what its store kept.
+mw_restart() {
+	mw_stop
+	mw_start "$@"
+}
+
+# now_ms: the wall clock in milliseconds (to time one SMTP session).
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
