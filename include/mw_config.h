@@ -70,6 +70,7 @@ struct mw_config {
 	unsigned long greylist_auto_allow;
 	unsigned long client_net_ipv4_prefix;
 	unsigned long client_net_ipv6_prefix;
+	unsigned long dnsbl_budget; /* ms of blocklist lookups per message */
 };
 
 enum mw_dkim_domain_from { MW_DKIM_FROM_HEADER, MW_DKIM_FROM_ENVELOPE };

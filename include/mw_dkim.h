@@ -34,6 +34,10 @@ struct mw_dkim_job;
 struct mw_dkim *mw_dkim_load(const struct mw_config *cfg, struct mw_diag *diag);
 void mw_dkim_free(struct mw_dkim *d);
 
+/* mw_dkim_resolver -- the resolver of dns_servers (shared: blocklists). */
+struct mw_dns;
+const struct mw_dns *mw_dkim_resolver(const struct mw_dkim *d);
+
 /* mw_dkim_authserv -- authserv_id, or the host name. */
 const char *mw_dkim_authserv(const struct mw_dkim *d);
 

@@ -90,6 +90,23 @@ const char *mw_dns_servers(const struct mw_dns *r);
 unsigned mw_dns_timeout(const struct mw_dns *r);
 
 /*
+ * mw_dns_ref -- take one more reference to r, for a module that keeps
+ * using the resolver (the DNS blocklists do); released by mw_dns_free.
+ * Thread-safe.
+ */
+struct mw_dns *mw_dns_ref(const struct mw_dns *r);
+
+/*
+ * mw_dns_ares_servers -- the server list as c-ares takes it (for
+ * ares_set_servers_ports, which copies it): *n entries, linked by their
+ * next pointers.  Valid as long as the resolver; never to be modified.
+ * For modules that drive c-ares themselves (the DNS blocklists).
+ */
+struct ares_addr_port_node;
+const struct ares_addr_port_node *mw_dns_ares_servers(const struct mw_dns *r,
+    size_t *n);
+
+/*
  * mw_dns_attach -- make libopendkim do its DNS queries (DKIM keys, ATPS)
  * through r.
  *

@@ -122,6 +122,7 @@ const char *mw_fx_var(const struct mw_fx *fx, const char *name);
  */
 struct mw_store;
 struct mw_eval;
+struct mw_mime;
 struct mw_limit_env {
 	struct mw_store *store; /* NULL: offline, nothing is limited */
 	uint64_t now_us;
@@ -139,6 +140,26 @@ struct mw_limit_env {
 /* mw_limit_client_net -- the client's network as keys name it. */
 bool mw_limit_client_net(const struct mw_eval *ev,
     const struct mw_limit_env *env, char *buf, size_t size);
+
+/* One DNS blocklist lookup a phase's rules will make. */
+struct mw_bl_query {
+	const char *zone;
+	const char *subject; /* an IP address or a domain */
+	bool is_ip;
+};
+
+/*
+ * mw_rules_bl_queries -- the lookups the dnsbl and rhsbl conditions of
+ * phase ph will read, with what ev knows now; up to max into out.  The
+ * strings belong to the ruleset and to ev.
+ */
+size_t mw_rules_bl_queries(const struct mw_ruleset *rs, enum mw_phase ph,
+    const struct mw_eval *ev, struct mw_bl_query *out, size_t max);
+bool mw_rules_has_bl(const struct mw_ruleset *rs, enum mw_phase ph);
+bool mw_rules_uses_bl(const struct mw_ruleset *rs);
+
+/* mw_rules_uses_mime -- does a rule read the decoded body (MIME)? */
+bool mw_rules_uses_mime(const struct mw_ruleset *rs);
 
 /* Does the ruleset use the state store (at all / for greylisting)? */
 bool mw_rules_uses_store(const struct mw_ruleset *rs);
@@ -189,7 +210,16 @@ struct mw_eval {
 	size_t ndkim_domains;
 	struct mw_limit_env *limits; /* NULL: stateful conditions are false */
 	int64_t now;                 /* seconds since the epoch */
-	bool local_submission;       /* role "local": sendmail(1) via Postfix */
+	const struct mw_mime *mime;  /* the decoded body, body/eom; or NULL */
+	bool body_truncated;         /* the raw body went past the scan limit */
+	/*
+	 * Blocklist answers, looked up before the phase ran: 1 listed (codes
+	 * set), 0 not listed, -1 no answer.  NULL: nothing is listed.
+	 */
+	int (*bl_result)(void *arg, const char *zone, const char *subject,
+	    const uint32_t **codes, size_t *ncodes);
+	void *bl_arg;
+	bool local_submission; /* role "local": sendmail(1) via Postfix */
 	const char *(*macro)(const void *arg, const char *name);
 	const void *macro_arg;
 	struct mw_fx *fx;      /* where this phase's effects go */

@@ -18,6 +18,7 @@
 #include "mw_config.h"
 #include "mw_diag.h"
 #include "mw_dkim.h"
+#include "mw_dnsbl.h"
 #include "mw_rules.h"
 
 struct mw_state {
@@ -28,6 +29,7 @@ struct mw_state {
 	struct mw_ruleset *rules; /* owned */
 	struct mw_dkim *dkim;     /* owned: keys and libopendkim handle */
 	struct mw_store *store;   /* a reference; NULL if no rule needs it */
+	struct mw_dnsbl *dnsbl;   /* owned; NULL if no rule looks one up */
 };
 
 /*

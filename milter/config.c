@@ -229,6 +229,11 @@ static const struct mw_param params[] = {
 	{ "client_net_ipv6_prefix", MW_PT_UINT, OFF(client_net_ipv6_prefix),
 	    "64", 16, 128, NULL, NULL, true,
 	    "prefix length of client.net for IPv6 clients" },
+	{ "dnsbl_budget", MW_PT_UINT, OFF(dnsbl_budget), "3000", 10, 60000,
+	    NULL, NULL, true,
+	    "milliseconds a message (and the connection before it) may wait "
+	    "for DNS blocklist answers in all; each query also stops at "
+	    "dns_timeout" },
 };
 
 const struct mw_param *

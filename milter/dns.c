@@ -387,6 +387,24 @@ mw_dns_timeout(const struct mw_dns *r)
 	return r->timeout_ms;
 }
 
+struct mw_dns *
+mw_dns_ref(const struct mw_dns *cr)
+{
+	/* Only the atomic count changes; the rest stays immutable. */
+	struct mw_dns *r = (struct mw_dns *)cr;
+
+	assert(atomic_load(&r->refs) > 0);
+	atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
+const struct ares_addr_port_node *
+mw_dns_ares_servers(const struct mw_dns *r, size_t *n)
+{
+	*n = r->nservers;
+	return r->servers;
+}
+
 /* Queries. */
 
 static void

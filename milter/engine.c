@@ -33,6 +33,7 @@
 #include "mw_text.h"
 
 #include "engine_int.h"
+#include "mw_mime.h"
 #include "mw_store.h"
 
 static void
@@ -71,6 +72,7 @@ msg_end(struct mw_conn *c)
 	free(m->headers);
 	free(m->body);
 	mw_dkim_job_free(m->dkim);
+	mw_mime_free(m->mime);
 	free(m->dkim_prefix);
 	/* Kept for mw_conn_fx until the next message starts. */
 	mw_fx_clear(&c->last_fx);
@@ -113,6 +115,7 @@ mw_conn_free(struct mw_conn *c)
 	free(c->client_name);
 	free(c->client_addr);
 	free(c->helo);
+	free(c->bl);
 	mw_fx_clear(&c->fx);
 	mw_fx_clear(&c->connect_fx);
 	mw_fx_clear(&c->last_fx);
@@ -391,6 +394,10 @@ eng_log_decision(const struct mw_conn *c, enum mw_log_level level,
 	}
 	if (r->rule == NULL || strncmp(r->rule, "limit:", 6) != 0)
 		ll_effects(&ll, mw_conn_fx(c));
+	if (c->bl_noanswer > 0) {
+		snprintf(n, sizeof(n), "%u", c->bl_noanswer);
+		ll_field(&ll, "dnsbl_noanswer", n, "", "");
+	}
 	if (c->msg != NULL && c->msg->store_errors > 0) {
 		snprintf(n, sizeof(n), "%u", c->msg->store_errors);
 		ll_field(&ll, "state_store_errors", n, "", "");
@@ -567,6 +574,10 @@ eval_setup(struct mw_conn *c, struct mw_eval *ev, const char *rcpt)
 	ev->trace_arg = c->trace_arg;
 	ev->now = (int64_t)(engine_clock() / 1000000);
 	ev->local_submission = c->local_submission;
+	if (c->st->dnsbl != NULL) {
+		ev->bl_result = eng_bl_result;
+		ev->bl_arg = c;
+	}
 	if (c->st->store != NULL) {
 		const struct mw_config *cfg = c->st->cfg;
 		struct mw_limit_env *l = &c->lim;
@@ -621,6 +632,8 @@ run_rules(struct mw_conn *c, enum mw_phase ph, struct mw_eval *ev,
 		return eng_cont(r);
 	if (!mw_rules_has_phase(rs, ph))
 		return eng_cont(r);
+	if (c->st->dnsbl != NULL && mw_rules_has_bl(rs, ph))
+		eng_bl_prefetch(c, ph, ev);
 	verdict = mw_rules_run(rs, ph, ev, &d);
 	limits_done(c);
 	/*
@@ -953,6 +966,34 @@ mw_eng_header(struct mw_conn *c, const char *name, const char *value,
 	return run_rules(c, MW_PH_HEADER, &ev, r);
 }
 
+/*
+ * mime_start -- the decoded view of the body for the body and end of
+ * message rules: the MIME walker gets the header section now and the body
+ * as it comes, up to max_body_scan_bytes.
+ */
+static bool
+mime_start(struct mw_conn *c, struct mw_msg *m)
+{
+	const struct mw_config *cfg = c->st->cfg;
+	struct mw_mime_limits lim = {
+		.max_input = cfg->max_body_scan_bytes,
+		.max_text = cfg->max_body_scan_bytes,
+		.max_parts = 100,
+		.max_depth = 10,
+		.max_urls = 200,
+		.max_attachments = 50,
+	};
+	size_t i;
+
+	if ((m->mime = mw_mime_new(&lim)) == NULL)
+		return false;
+	for (i = 0; i < m->nheaders; i++)
+		if (!mw_mime_header(m->mime, m->headers[i].name,
+			m->headers[i].value))
+			return false;
+	return true;
+}
+
 enum mw_action
 mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 {
@@ -992,8 +1033,13 @@ mw_eng_eoh(struct mw_conn *c, struct mw_reply *r)
 		}
 	}
 	eval_setup(c, &ev, NULL);
-	if (run_rules(c, MW_PH_EOH, &ev, r) != MW_CONTINUE ||
-	    !eng_dkim_active(c) ||
+	if (run_rules(c, MW_PH_EOH, &ev, r) != MW_CONTINUE)
+		return r->action;
+	if (mw_rules_uses_mime(c->st->rules) && !m->accepted && !c->accepted &&
+	    !mime_start(c, m))
+		return mw_engine_failure(c, "out of memory at end of headers",
+		    r);
+	if (!eng_dkim_active(c) ||
 	    (m->accepted && mw_dkim_nkeys(c->st->dkim) == 0))
 		return r->action;
 	return eng_dkim_start(c, m, &ev, r);
@@ -1035,6 +1081,8 @@ mw_eng_body(struct mw_conn *c, const unsigned char *chunk, size_t len,
 		memcpy(m->body + m->body_scanned, chunk, take);
 		memset(m->body + m->body_scanned + take, 0, BODY_PAD);
 	}
+	if (take > 0 && m->mime != NULL && !mw_mime_body(m->mime, chunk, take))
+		return mw_engine_failure(c, "out of memory at body", r);
 	m->body_scanned += take;
 	/* Nothing more to inspect: tell the MTA it may skip the rest. */
 	if (m->body_scanned >= limit &&
@@ -1200,6 +1248,11 @@ mw_eng_eom(struct mw_conn *c, struct mw_reply *r)
 		return r->action;
 	ops_free(c);
 	eval_setup(c, &ev, NULL);
+	if (m->mime != NULL) {
+		mw_mime_end(m->mime);
+		ev.mime = m->mime;
+	}
+	ev.body_truncated = m->body_scanned < m->body_bytes || m->body_skipped;
 	/* Verification first: body and end-of-message rules see it. */
 	eng_dkim_verified(c, m, &ev, domains);
 	/* Body rules run once, on the whole inspected body. */

@@ -40,6 +40,7 @@ struct mw_msg {
 	struct mw_fx fx;   /* starts as a copy of the connection's */
 	/* DKIM, from end of headers (dkim_start) to end of message. */
 	struct mw_dkim_job *dkim; /* NULL: neither signing nor verifying */
+	struct mw_mime *mime;     /* decoded body, when rules read it */
 	bool dkim_signing;
 	const char *dkim_why; /* outbound but not signed: why (static) */
 	char dkim_domain[MW_ADDR_DOMAIN_MAX];
@@ -48,7 +49,8 @@ struct mw_msg {
 	/* Greylisting passed for a recipient: auto-allow once delivered. */
 	bool greylist_passed;
 	char greylist_net[128];
-	unsigned store_errors; /* state store failures (fail-open) */
+	unsigned store_errors;     /* state store failures (fail-open) */
+	unsigned long bl_spent_ms; /* blocklist waiting, of dnsbl_budget */
 };
 
 /* Connection state: from connect to close, across messages. */
@@ -74,8 +76,21 @@ struct mw_conn {
 	struct mw_op *ops; /* decided at the last end of message */
 	size_t nops;
 	struct mw_limit_env lim; /* stateful conditions: store, clock */
+	struct bl_answer *bl;    /* blocklist answers of this session */
+	size_t nbl;
+	unsigned long bl_spent_ms; /* before the first message */
+	unsigned bl_noanswer;      /* lookups without an answer */
 	void (*trace)(void *, const struct mw_rule_hit *);
 	void *trace_arg;
+};
+
+/* One blocklist answer, kept for the session (engine_bl.c). */
+struct bl_answer {
+	char zone[256];
+	char subject[256];
+	int state; /* 1 listed, 0 not listed, -1 no answer */
+	uint32_t codes[8];
+	size_t ncodes;
 };
 
 /* engine.c */
@@ -88,6 +103,19 @@ void eng_log_decision(const struct mw_conn *c, enum mw_log_level level,
 bool eng_op_add(struct mw_conn *c, enum mw_op_kind kind, const char *name,
     const char *value, unsigned index);
 unsigned eng_header_count(const struct mw_msg *m, const char *name);
+
+/* engine_bl.c */
+
+/*
+ * eng_bl_prefetch -- resolve, all at once, the blocklist lookups the rules
+ * of phase ph will read, within what is left of dnsbl_budget.
+ */
+void eng_bl_prefetch(struct mw_conn *c, enum mw_phase ph,
+    const struct mw_eval *ev);
+
+/* eng_bl_result -- ev->bl_result: an answer prefetched for (zone, subject). */
+int eng_bl_result(void *arg, const char *zone, const char *subject,
+    const uint32_t **codes, size_t *ncodes);
 
 /* engine_dkim.c */
 

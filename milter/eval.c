@@ -18,6 +18,7 @@
 
 #include "mw_checks.h"
 #include "mw_log.h"
+#include "mw_mime.h"
 #include "mw_text.h"
 #include "rules_ast.h"
 
@@ -318,10 +319,12 @@ field_type(enum field f)
 	case F_SCORE:
 	case F_HFROM_COUNT:
 	case F_DATE_AGE:
+	case F_ATT_COUNT:
 	case F_HFROM_BOXES: return FT_NUMBER;
 	case F_HFROM: return FT_ADDRESS;
 	case F_HFROM_DOMAIN:
 	case F_DKIM_DOMAINS:
+	case F_URL_HOSTS:
 	case F_HFROM_DOMAINS: return FT_DOMAIN;
 	case F_TRUSTED:
 	case F_FROM_ROUTED:
@@ -330,6 +333,7 @@ field_type(enum field f)
 	case F_RCPT_ROUTED:
 	case F_RCPT_MALFORMED:
 	case F_HFROM_MALFORMED:
+	case F_BODY_TRUNCATED:
 	case F_HELO_BARE_IP:
 	case F_HELO_BAD_CHARS:
 	case F_HELO_OURS:
@@ -503,6 +507,9 @@ field_bool(const struct mw_ruleset *rs, const struct mw_eval *ev, enum field f)
 		return ev->helo != NULL &&
 		    mw_helo_matches(ev->helo, ev->client_name);
 	case F_CLIENT_UNKNOWN: return mw_client_unknown(ev->client_name);
+	case F_BODY_TRUNCATED:
+		return ev->body_truncated ||
+		    (ev->mime != NULL && mw_mime_truncated(ev->mime));
 	case F_DATE_MALFORMED: {
 		const char *d = header_value(ev, "Date");
 		int64_t when;
@@ -526,6 +533,9 @@ field_number(const struct mw_eval *ev, enum field f)
 	case F_SCORE: return ev->fx != NULL ? ev->fx->score : 0;
 	case F_HFROM_COUNT: return (double)ev->hfrom_headers;
 	case F_HFROM_BOXES: return ev->hfrom != NULL ? (double)ev->hfrom->n : 0;
+	case F_ATT_COUNT:
+		return ev->mime != NULL ? (double)mw_mime_nattachments(ev->mime)
+					: 0;
 	case F_DATE_AGE: {
 		const char *d = header_value(ev, "Date");
 		int64_t when;
@@ -652,6 +662,88 @@ any_from_domain_in(const struct list *l, const struct mw_eval *ev)
 	return M_NO;
 }
 
+/* Fields with several values: attachments, URL hosts, the text as one. */
+static bool
+is_multi(enum field f)
+{
+	return f == F_BODY_TEXT || f == F_ATT_NAME || f == F_ATT_TYPE ||
+	    f == F_URL_HOSTS;
+}
+
+static size_t
+multi_count(const struct mw_eval *ev, enum field f)
+{
+	if (ev->mime == NULL)
+		return 0;
+	switch (f) {
+	case F_BODY_TEXT: return 1;
+	case F_ATT_NAME:
+	case F_ATT_TYPE: return mw_mime_nattachments(ev->mime);
+	case F_URL_HOSTS: return mw_mime_nurls(ev->mime);
+	default: return 0;
+	}
+}
+
+/* multi_at -- value i (NULL: this attachment names no file). */
+static const char *
+multi_at(const struct mw_eval *ev, enum field f, size_t i, size_t *len)
+{
+	const struct mw_mime_attachment *a;
+	const char *v = NULL;
+
+	switch (f) {
+	case F_BODY_TEXT: return mw_mime_text(ev->mime, len);
+	case F_ATT_NAME:
+	case F_ATT_TYPE:
+		a = mw_mime_attachment(ev->mime, i);
+		v = a == NULL         ? NULL
+		    : f == F_ATT_NAME ? a->filename
+				      : a->content_type;
+		break;
+	case F_URL_HOSTS: v = mw_mime_url_host(ev->mime, i); break;
+	default: break;
+	}
+	if (v != NULL)
+		*len = strlen(v);
+	return v;
+}
+
+/* eval_multi -- ==, =~, in: true when any value is; != and !~: none is. */
+static enum match
+eval_multi(const struct mw_ruleset *rs, const struct cond *c,
+    const struct mw_eval *ev)
+{
+	size_t i, n = multi_count(ev, c->field), len = 0;
+	enum match m = M_NO;
+
+	for (i = 0; i < n && m == M_NO; i++) {
+		const char *v = multi_at(ev, c->field, i, &len);
+
+		if (v == NULL)
+			continue;
+		switch (c->kind) {
+		case C_FIELD_EQ:
+			m = (field_type(c->field) == FT_DOMAIN
+				    ? domain_eq(v, c->str)
+				    : strcmp(v, c->str) == 0)
+			    ? M_YES
+			    : M_NO;
+			break;
+		case C_FIELD_RE: m = regex_match(rs, c->re, ev, v, len); break;
+		case C_FIELD_IN:
+			m = in_list(c->list, ev,
+			    field_type(c->field) == FT_DOMAIN ? F_HFROM_DOMAIN
+							      : c->field,
+			    v);
+			break;
+		default: return M_ERROR;
+		}
+	}
+	if (m == M_ERROR)
+		return M_ERROR;
+	return (m == M_YES) != c->neg ? M_YES : M_NO;
+}
+
 static enum match
 eval_cond(const struct mw_ruleset *rs, const struct cond *c,
     const struct mw_eval *ev)
@@ -661,6 +753,10 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 	enum match m;
 	size_t i, n;
 
+	if ((c->kind == C_FIELD_EQ || c->kind == C_FIELD_RE ||
+		c->kind == C_FIELD_IN) &&
+	    is_multi(c->field))
+		return eval_multi(rs, c, ev);
 	switch (c->kind) {
 	case C_TRUE: return M_YES;
 	case C_AND:
@@ -770,6 +866,7 @@ eval_cond(const struct mw_ruleset *rs, const struct cond *c,
 		if (t == NULL)
 			return c->neg ? M_YES : M_NO;
 		return (strcmp(t, c->str2) == 0) != c->neg ? M_YES : M_NO;
+	case C_BL: return mw_bl_eval(c, ev) > 0 ? M_YES : M_NO;
 	case C_RATELIMIT:
 	case C_GREYLISTED: {
 		int rc = mw_limit_eval(c, ev);
@@ -1190,4 +1287,10 @@ mw_rules_outbound(const struct mw_ruleset *rs, const struct mw_eval *ev)
 	if (strcmp(role_of(rs, ev), "submission") == 0)
 		return "submission";
 	return NULL;
+}
+
+bool
+mw_rules_uses_mime(const struct mw_ruleset *rs)
+{
+	return rs != NULL && rs->uses_mime;
 }

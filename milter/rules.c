@@ -1111,6 +1111,7 @@ mw_rules_free(struct mw_ruleset *rs)
 	for (i = 0; i < rs->nfiles; i++)
 		free(rs->files[i]);
 	free(rs->files);
+	free(rs->bl_conds);
 	pcre2_match_context_free(rs->mctx);
 	free(rs);
 }

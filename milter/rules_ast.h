@@ -50,8 +50,14 @@ enum field {
 	F_HFROM_BOXES,
 	F_HFROM_MALFORMED,
 	F_HFROM_OWNED,
-	F_HFROM_DOMAINS, /* any mailbox's domain */
-	F_DKIM,          /* verification summary */
+	F_HFROM_DOMAINS,  /* any mailbox's domain */
+	F_DKIM,           /* verification summary */
+	F_BODY_TEXT,      /* decoded text of the text parts */
+	F_BODY_TRUNCATED, /* part of the body was not inspected */
+	F_ATT_NAME,       /* any attachment's file name */
+	F_ATT_TYPE,       /* any attachment's declared type */
+	F_ATT_COUNT,
+	F_URL_HOSTS, /* any host name of a URL in the text */
 	F_HELO_BARE_IP,
 	F_HELO_BAD_CHARS,
 	F_HELO_OURS,
@@ -99,7 +105,8 @@ enum cond_kind {
 	C_VAR_SET,
 	C_VAR_EQ,
 	C_RATELIMIT, /* limit (rules_limit.c) */
-	C_GREYLISTED
+	C_GREYLISTED,
+	C_BL /* bl (rules_bl.c) */
 };
 
 enum numop { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
@@ -119,6 +126,7 @@ struct cond {
 	const struct list *list;
 	struct list *inline_list; /* owned, for `in { ... }` */
 	struct limit *limit;      /* owned, C_RATELIMIT */
+	struct bl *bl;            /* owned, C_BL */
 };
 
 enum act_kind {
@@ -178,8 +186,11 @@ struct mw_ruleset {
 	pcre2_match_context *mctx;
 	/* The predefined lists the role fields use (NULL when absent). */
 	const struct list *trusted, *submission, *logins;
-	bool uses_store;    /* ratelimit or greylisted somewhere */
-	bool uses_greylist; /* greylisted somewhere */
+	bool uses_store;              /* ratelimit or greylisted somewhere */
+	bool uses_greylist;           /* greylisted somewhere */
+	bool uses_mime;               /* a field of the decoded body */
+	const struct cond **bl_conds; /* every dnsbl/rhsbl condition */
+	size_t nbl_conds;
 };
 
 /* Lists (rules_list.c). */
@@ -211,6 +222,10 @@ bool mw_norm_address(const char *addr, char *out, size_t size);
 /* Stateful conditions (rules_limit.c): 1 limited, 0 not, -1 error. */
 struct limit;
 int mw_limit_eval(const struct cond *c, const struct mw_eval *ev);
+
+/* Blocklist conditions (rules_bl.c): 1 listed, 0 not (or no answer). */
+struct bl;
+int mw_bl_eval(const struct cond *c, const struct mw_eval *ev);
 
 #define RE_MATCH_LIMIT 1000000
 #define RE_DEPTH_LIMIT 10000

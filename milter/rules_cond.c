@@ -62,6 +62,12 @@ static const struct field_def {
 	{ "header.from.owned", F_HFROM_OWNED, FT_BOOL, MW_PH_EOH, false },
 	{ "header.from.domains", F_HFROM_DOMAINS, FT_DOMAIN, MW_PH_EOH, false },
 	{ "dkim", F_DKIM, FT_STRING, MW_PH_BODY, false },
+	{ "body.text", F_BODY_TEXT, FT_STRING, MW_PH_BODY, false },
+	{ "body.truncated", F_BODY_TRUNCATED, FT_BOOL, MW_PH_BODY, false },
+	{ "attachment.name", F_ATT_NAME, FT_STRING, MW_PH_BODY, false },
+	{ "attachment.type", F_ATT_TYPE, FT_STRING, MW_PH_BODY, false },
+	{ "attachment.count", F_ATT_COUNT, FT_NUMBER, MW_PH_BODY, false },
+	{ "url.hosts", F_URL_HOSTS, FT_DOMAIN, MW_PH_BODY, false },
 	{ "helo.bare-ip", F_HELO_BARE_IP, FT_BOOL, MW_PH_HELO, false },
 	{ "helo.bad-chars", F_HELO_BAD_CHARS, FT_BOOL, MW_PH_HELO, false },
 	{ "helo.ours", F_HELO_OURS, FT_BOOL, MW_PH_HELO, false },
@@ -131,6 +137,7 @@ mw_rp_cond_free(struct cond *c)
 		pcre2_code_free(c->re);
 	mw_list_free(c->inline_list);
 	mw_rp_limit_free(c->limit);
+	mw_rp_bl_free(c->bl);
 	free(c);
 }
 
@@ -275,6 +282,10 @@ parse_field(struct parser *p, enum mw_phase ph, const struct field_def *f)
 
 	if (!phase_has(p, ph, f->from, f->only, f->name))
 		return NULL;
+	if (f->id == F_BODY_TEXT || f->id == F_BODY_TRUNCATED ||
+	    f->id == F_ATT_NAME || f->id == F_ATT_TYPE ||
+	    f->id == F_ATT_COUNT || f->id == F_URL_HOSTS)
+		p->rs->uses_mime = true;
 	mw_rp_next(p);
 	if (f->type == FT_BOOL) {
 		if ((c = cond_new(C_FIELD_BOOL)) != NULL)
@@ -483,6 +494,8 @@ parse_predicate(struct parser *p, enum mw_phase ph)
 		return mw_rp_parse_ratelimit(p, ph);
 	if (mw_rp_is_word(p, "greylisted"))
 		return mw_rp_parse_greylisted(p, ph);
+	if (mw_rp_is_word(p, "dnsbl") || mw_rp_is_word(p, "rhsbl"))
+		return mw_rp_parse_bl(p, ph);
 	if (mw_rp_is_word(p, "true")) {
 		mw_rp_next(p);
 		return cond_new(C_TRUE);

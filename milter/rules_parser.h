@@ -49,6 +49,10 @@ void mw_rp_cond_free(struct cond *c);
 struct cond *mw_rp_parse_ratelimit(struct parser *p, enum mw_phase ph);
 struct cond *mw_rp_parse_greylisted(struct parser *p, enum mw_phase ph);
 void mw_rp_limit_free(struct limit *l);
+
+/* rules_bl.c: "dnsbl ..." or "rhsbl ..." at the lookahead. */
+struct cond *mw_rp_parse_bl(struct parser *p, enum mw_phase ph);
+void mw_rp_bl_free(struct bl *b);
 bool mw_rp_check_header_name(struct parser *p, const char *name);
 
 #endif

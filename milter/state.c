@@ -81,6 +81,19 @@ mw_state_build(const char *path, const char *const *overrides,
 		return NULL;
 	}
 	st->dkim = dkim;
+	/* Blocklists: queried through the resolver DKIM uses. */
+	if (mw_rules_uses_bl(rules) && !offline) {
+		char err[300];
+
+		st->dnsbl = mw_dnsbl_new(mw_dkim_resolver(dkim), 10000, err,
+		    sizeof(err));
+		if (st->dnsbl == NULL) {
+			mw_diag_error(diag, cfg->path, 0, 0, "blocklists: %s",
+			    err);
+			mw_state_unref(st);
+			return NULL;
+		}
+	}
 	/* Opened only when a rule counts or greylists, and not offline. */
 	if (mw_rules_uses_store(rules) && !offline) {
 		char err[300];
@@ -153,6 +166,7 @@ mw_state_unref(struct mw_state *st)
 	mw_rules_free(st->rules);
 	mw_dkim_free(st->dkim);
 	mw_store_put(st->store);
+	mw_dnsbl_free(st->dnsbl);
 	mw_config_free(st->cfg);
 	free(st);
 }
