@@ -87,7 +87,8 @@ eng_bl_prefetch(struct mw_conn *c, enum mw_phase ph, const struct mw_eval *ev)
 	for (i = 0; i < k; i++) {
 		struct bl_answer *a;
 
-		if (qs[i].state == MW_DNSBL_NO_ANSWER)
+		/* A name that cannot be looked up is no DNS trouble. */
+		if (qs[i].state == MW_DNSBL_NO_ANSWER && !qs[i].bad_name)
 			c->bl_noanswer++;
 		if (c->nbl == BL_SESSION_MAX)
 			continue;
