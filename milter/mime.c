@@ -49,6 +49,8 @@
 #define OUTBUF       1024
 
 /* A growable byte string; callers bound its growth. */
+#define BUF_SLACK 64 /* zeroed bytes after a buffer (see buf_add) */
+
 struct buf {
 	char *p;
 	size_t len, cap;
@@ -235,11 +237,17 @@ buf_add(struct mw_mime *m, struct buf *b, const void *p, size_t n, size_t max)
 			cap *= 2;
 		if (cap > max + 1)
 			cap = max + 1;
-		np = realloc(b->p, cap);
+		/*
+		 * PCRE2's JIT reads a little past the subject with wide loads:
+		 * the slack after cap is zeroed so those reads are defined.
+		 */
+		np = realloc(b->p, cap + BUF_SLACK);
 		if (np == NULL) {
 			m->failed = true;
 			return false;
 		}
+		memset(np + (b->cap ? b->cap + BUF_SLACK : 0), 0,
+		    cap + BUF_SLACK - (b->cap ? b->cap + BUF_SLACK : 0));
 		b->p = np;
 		b->cap = cap;
 	}
